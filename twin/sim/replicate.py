@@ -1,0 +1,100 @@
+"""Independent replications and their summary: the numbers a user reads, with 95% intervals."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..spec import SystemModel, apply_params
+from .engine import run_replication
+from .results import ReplicationResult
+from .stats import Estimate, estimate
+from .streams import substream
+from .workload import Workload, WorkloadSource
+
+
+def replication_seeds(seed: int, replications: int) -> list[np.random.SeedSequence]:
+    """Independent seed sequences, one per replication; the same for the same (seed, count)."""
+    return np.random.SeedSequence(seed).spawn(replications)
+
+
+def _one(model, workload, seq, kwargs) -> ReplicationResult:
+    if isinstance(workload, WorkloadSource):
+        workload = workload.generate(model, substream(seq, "workload"))
+    return run_replication(model, workload, seed=seq, **kwargs)
+
+
+def run_replications(model: SystemModel, workload: Workload | WorkloadSource, *, replications: int, seed: int = 0,
+                     params=None, jobs: int = 1, progress: Callable[[int], None] | None = None,
+                     **kwargs) -> list[ReplicationResult]:
+    """Run ``replications`` independent replications, in ``jobs`` processes.
+
+    A ``WorkloadSource`` draws a fresh arrival table per replication from that replication's own
+    stream; a fixed ``Workload`` (a replayed trace) is shared by all of them.  ``progress`` is
+    called with the number of replications done so far.  Results come back in replication order
+    and do not depend on ``jobs``.
+    """
+    if params:
+        model = apply_params(model, params)
+    seeds = replication_seeds(seed, replications)
+    jobs = max(1, min(jobs, replications))
+    results: list[ReplicationResult] = []
+    if jobs == 1:
+        for seq in seeds:
+            results.append(_one(model, workload, seq, kwargs))
+            if progress:
+                progress(len(results))
+        return results
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_one, model, workload, seq, kwargs) for seq in seeds]
+        for fut in futures:
+            results.append(fut.result())
+            if progress:
+                progress(len(results))
+    return results
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Metrics across replications: each an ``Estimate`` (mean and 95% CI)."""
+
+    model_name: str
+    replications: int
+    warmup_s: float
+    end_s: float
+    metrics: dict[str, Estimate]
+    per_replication: pd.DataFrame
+
+    def __getitem__(self, key: str) -> Estimate:
+        return self.metrics[key]
+
+    def to_dict(self) -> dict:
+        top, services, caches, classes = {}, {}, {}, {}
+        for key, est in self.metrics.items():
+            kind, _, rest = key.partition(".")
+            if kind in ("service", "cache", "class") and rest:
+                name, _, metric = rest.partition(".")
+                {"service": services, "cache": caches, "class": classes}[kind].setdefault(name, {})[metric] = \
+                    est.to_dict()
+            else:
+                top[key] = est.to_dict()
+        return {"model": self.model_name, "replications": self.replications, "warmup_s": self.warmup_s,
+                "duration_s": self.end_s, "confidence_level": 0.95, "metrics": top, "services": services,
+                "caches": caches, "classes": classes}
+
+
+def summarize(results: Sequence[ReplicationResult], level: float = 0.95) -> Summary:
+    rows = [r.metrics() for r in results]
+    table = pd.DataFrame(rows)
+    metrics = {k: estimate(table[k].tolist(), level) for k in table.columns}
+    first = results[0]
+    return Summary(first.model_name, len(results), first.warmup_s, first.end_s, metrics, table)

@@ -1,0 +1,175 @@
+"""Distributions of service times, sizes and delays, as validated model fields.
+
+Each distribution knows its moments (the validation oracle needs them) and how to draw
+a block of samples from a ``numpy.random.Generator``.  The unit lives in the name of the
+field that holds the distribution (``service_time_s``, ``payload_bytes``), not here.
+
+A bare number is shorthand for a deterministic value::
+
+    service_time_s: {dist: lognormal, mean: 0.02, cv: 1.5}
+    network_delay_s: 0.0005
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat, model_validator
+
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PosFloat = Annotated[PositiveFloat, Field(allow_inf_nan=False)]
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def mean(self) -> float:
+        raise NotImplementedError
+
+    def second_moment(self) -> float:
+        raise NotImplementedError
+
+    def scv(self) -> float:
+        """Squared coefficient of variation, Var/mean^2 (0 for a zero-mean deterministic)."""
+        m = self.mean()
+        return 0.0 if m == 0 else self.second_moment() / m**2 - 1.0
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Exponential(_Dist):
+    dist: Literal["exponential"]
+    mean_: PosFloat = Field(alias="mean")
+
+    def mean(self):
+        return self.mean_
+
+    def second_moment(self):
+        return 2.0 * self.mean_**2
+
+    def sample(self, rng, n):
+        return rng.exponential(self.mean_, n)
+
+
+class Deterministic(_Dist):
+    dist: Literal["deterministic"]
+    value: NonNegFloat
+
+    def mean(self):
+        return self.value
+
+    def second_moment(self):
+        return self.value**2
+
+    def sample(self, rng, n):
+        return np.full(n, self.value)
+
+
+class Uniform(_Dist):
+    dist: Literal["uniform"]
+    low: NonNegFloat
+    high: NonNegFloat
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.high < self.low:
+            raise ValueError(f"expected low <= high, got low={self.low}, high={self.high}")
+        return self
+
+    def mean(self):
+        return (self.low + self.high) / 2
+
+    def second_moment(self):
+        return (self.low**2 + self.low * self.high + self.high**2) / 3
+
+    def sample(self, rng, n):
+        return rng.uniform(self.low, self.high, n)
+
+
+class Lognormal(_Dist):
+    """Parameterised by its own mean and coefficient of variation (sd/mean)."""
+
+    dist: Literal["lognormal"]
+    mean_: PosFloat = Field(alias="mean")
+    cv: PosFloat
+
+    def _params(self):
+        sigma2 = math.log1p(self.cv**2)
+        return math.log(self.mean_) - sigma2 / 2, math.sqrt(sigma2)
+
+    def mean(self):
+        return self.mean_
+
+    def second_moment(self):
+        return self.mean_**2 * (1 + self.cv**2)
+
+    def sample(self, rng, n):
+        mu, sigma = self._params()
+        return rng.lognormal(mu, sigma, n)
+
+
+class Gamma(_Dist):
+    """Parameterised by mean and coefficient of variation: shape = 1/cv^2 (cv=1 is exponential)."""
+
+    dist: Literal["gamma"]
+    mean_: PosFloat = Field(alias="mean")
+    cv: PosFloat
+
+    def mean(self):
+        return self.mean_
+
+    def second_moment(self):
+        return self.mean_**2 * (1 + self.cv**2)
+
+    def sample(self, rng, n):
+        shape = 1.0 / self.cv**2
+        return rng.gamma(shape, self.mean_ / shape, n)
+
+
+class Weibull(_Dist):
+    dist: Literal["weibull"]
+    shape: PosFloat
+    scale: PosFloat
+
+    def mean(self):
+        return self.scale * math.gamma(1 + 1 / self.shape)
+
+    def second_moment(self):
+        return self.scale**2 * math.gamma(1 + 2 / self.shape)
+
+    def sample(self, rng, n):
+        return self.scale * rng.weibull(self.shape, n)
+
+
+class Empirical(_Dist):
+    """Resamples the given observations (with replacement)."""
+
+    dist: Literal["empirical"]
+    samples: Annotated[list[NonNegFloat], Field(min_length=1)]
+
+    def mean(self):
+        return float(np.mean(self.samples))
+
+    def second_moment(self):
+        return float(np.mean(np.square(self.samples)))
+
+    def sample(self, rng, n):
+        return np.asarray(self.samples, dtype=float)[rng.integers(0, len(self.samples), n)]
+
+
+def _number_is_deterministic(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"dist": "deterministic", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Union[Exponential, Deterministic, Uniform, Lognormal, Gamma, Weibull, Empirical],
+    Field(discriminator="dist"),
+    BeforeValidator(_number_is_deterministic),
+]
+
+DISTRIBUTION_NAMES = ("exponential", "deterministic", "uniform", "lognormal", "gamma", "weibull", "empirical")
