@@ -167,21 +167,28 @@ class _Engine:
             inst.recover()
 
     def _sampler(self, series):
+        """Every interval: utilisation over the interval (worker-seconds of the services that ended
+        in it, per worker-second available) and the instantaneous queue length and healthy instances."""
         env = self.env
-        services = [(n, self.nodes[n]) for n in self.model.services]
+        services = [(n, self.nodes[n], self.model.services[n]) for n in self.model.services]
+        last = {n: 0.0 for n, _, _ in services}
+        previous = 0.0
         while env.now <= self.end:
             series["time_s"].append(env.now)
-            for name, node in services:
-                busy = queued = up = 0
+            elapsed = env.now - previous
+            for name, node, spec in services:
+                queued = up = 0
                 for inst in node.instances:
                     if inst.up:
                         up += 1
-                        busy += inst.workers - inst.free
                         queued += len(inst.waiting)
-                total = len(node.instances) * node.instances[0].workers
-                series[f"{name}.utilisation"].append(busy / total)
+                busy = node.busy_all_s - last[name]
+                last[name] = node.busy_all_s
+                capacity = spec.instances * spec.workers * elapsed
+                series[f"{name}.utilisation"].append(busy / capacity if capacity > 0 else 0.0)
                 series[f"{name}.queue_length"].append(queued)
                 series[f"{name}.instances_up"].append(up)
+            previous = env.now
             yield env.timeout(self.sample_interval)
 
     # -- run -----------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class Node:
 class ServiceNode(Node):
     __slots__ = ("instances", "pick", "service_time", "calls", "parallel_calls", "hold", "queue_cap",
                  "tracks_failures", "rr", "u", "admitted", "served", "completed", "rejected", "errors",
-                 "unavailable", "waited", "wait_s", "sojourn_s", "busy_s")
+                 "unavailable", "waited", "wait_s", "sojourn_s", "busy_s", "busy_all_s")
 
     def __init__(self, eng, name, code, spec, service_time, instances, u):
         super().__init__(eng, name, code)
@@ -159,7 +159,7 @@ class ServiceNode(Node):
             self.pick = self._pick_only
         self.admitted = self.served = self.completed = self.rejected = self.errors = self.unavailable = 0
         self.waited = 0
-        self.wait_s = self.sojourn_s = self.busy_s = 0.0
+        self.wait_s = self.sojourn_s = self.busy_s = self.busy_all_s = 0.0
 
     def _pick_only(self):
         inst = self.instances[0]
@@ -184,6 +184,7 @@ class ServiceNode(Node):
 
     def _account_busy(self, start, now):
         eng = self.eng
+        self.busy_all_s += now - start  # whole run, for the utilisation time series
         busy = min(now, eng.end) - max(start, eng.warmup)
         if busy > 0:
             self.busy_s += busy
@@ -208,7 +209,8 @@ class ServiceNode(Node):
             if cap is not None and len(inst.waiting) >= cap:
                 if counted:
                     self.rejected += 1
-                eng.span(req, self.code, inst.index, parent, arrived, arrived, REJECTED)
+                if eng.spans is not None:
+                    eng.span(req, self.code, inst.index, parent, arrived, arrived, REJECTED)
                 return REJECTED
             ev = env.event()
             inst.waiting.append(ev)
@@ -220,7 +222,8 @@ class ServiceNode(Node):
             if not granted or not inst.up:
                 if counted:
                     self.errors += 1
-                eng.span(req, self.code, inst.index, parent, arrived, env.now, ERROR)
+                if eng.spans is not None:
+                    eng.span(req, self.code, inst.index, parent, arrived, env.now, ERROR)
                 return ERROR
         start = env.now
         if counted:
@@ -247,7 +250,8 @@ class ServiceNode(Node):
                 raise
             if counted:
                 self.errors += 1
-            eng.span(req, self.code, inst.index, parent, arrived, start, ERROR, span)
+            if eng.spans is not None:
+                eng.span(req, self.code, inst.index, parent, arrived, start, ERROR, span)
             return ERROR
         if proc is not None:
             inst.in_service.discard(proc)
@@ -263,7 +267,8 @@ class ServiceNode(Node):
                 self.completed += 1
             else:
                 self.errors += 1
-        eng.span(req, self.code, inst.index, parent, arrived, start, status, span)
+        if eng.spans is not None:
+            eng.span(req, self.code, inst.index, parent, arrived, start, status, span)
         return status
 
     def run_calls(self, calls, req, inst, span):
@@ -331,7 +336,8 @@ class CacheNode(Node):
                 yield env.timeout(cost)
             if counted:
                 self.hits += 1
-            eng.span(req, self.code, 0, parent, arrived, arrived, OK)
+            if eng.spans is not None:
+                eng.span(req, self.code, 0, parent, arrived, arrived, OK)
             return OK
         if cost > 0:
             yield env.timeout(cost)
@@ -342,7 +348,8 @@ class CacheNode(Node):
             if encode > 0:
                 yield env.timeout(encode)
             self.store.insert(req.key, int(req.size * self.size_ratio) + self.overhead)
-        eng.span(req, self.code, 0, parent, arrived, arrived, status, span)
+        if eng.spans is not None:
+            eng.span(req, self.code, 0, parent, arrived, arrived, status, span)
         return status
 
 
@@ -366,7 +373,7 @@ class Call:
     """A compiled call: which target (drawn per visit), how many copies, timeout, retries, pool."""
 
     __slots__ = ("eng", "single", "p", "choices", "u", "count", "parallel", "timeout", "retries",
-                 "backoff", "fail", "delays", "pool", "root")
+                 "backoff", "fail", "delays", "pool", "root", "plain")
 
     def __init__(self, eng, targets, u, *, count=1, parallel=True, timeout=None, retries=0, backoff=None,
                  fail=True, delays=None, pool=None, root=False):
@@ -390,6 +397,8 @@ class Call:
         self.delays = delays or {}  # node code -> (request, response) one-way delay draws
         self.pool = pool  # name of the caller instance's pool serving this call, if any
         self.root = root  # the client's own call: counts the request's attempts
+        # No timeout, retry, pool or delay: the visit runs straight in the caller's frame.
+        self.plain = timeout is None and not retries and pool is None and not self.delays
 
     def execute(self, req, inst, span):
         target = self.single
@@ -405,6 +414,10 @@ class Call:
             else:
                 return OK
         if self.count == 1:
+            if self.plain:
+                if self.root:
+                    req.attempts = 1
+                return (yield from target.visit(req, span))
             return (yield from self.with_retries(target, req, inst, span))
         env = self.eng.env
         if self.parallel:

@@ -95,6 +95,9 @@ class SpanRecords:
     columns: Mapping[str, np.ndarray]
     node_names: tuple[str, ...]
 
+    def __post_init__(self):
+        object.__setattr__(self, "columns", FrozenMap({k: _frozen(v) for k, v in self.columns.items()}))
+
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame({k: np.asarray(v) for k, v in self.columns.items()})
         df["node"] = pd.Categorical.from_codes(df["node"], categories=list(self.node_names))
@@ -164,10 +167,15 @@ class CacheStats:
 
 @dataclass(frozen=True, eq=False)
 class TimeSeries:
-    """Per-service samples at a fixed interval: '<service>.utilisation', '.queue_length', '.instances_up'."""
+    """Per-service samples at a fixed interval: '<service>.utilisation' (over the interval just
+    ended), '.queue_length' and '.instances_up' (at the sample instant)."""
 
     time_s: np.ndarray
     values: Mapping[str, np.ndarray]
+
+    def __post_init__(self):
+        object.__setattr__(self, "time_s", _frozen(self.time_s))
+        object.__setattr__(self, "values", FrozenMap({k: _frozen(v) for k, v in self.values.items()}))
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"time_s": self.time_s, **{k: np.asarray(v) for k, v in self.values.items()}})

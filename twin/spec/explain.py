@@ -119,6 +119,7 @@ def _describe(error: dict, root: type[BaseModel]) -> Problem:
         msg = "expected a distribution (a mapping with 'dist') or a plain number"
     elif kind in _BOUNDS:
         bound = next(iter(ctx.values()), "?")
+        bound = f"{bound:g}" if isinstance(bound, (int, float)) else bound
         msg = f"expected a number {_BOUNDS[kind]} {bound}"
     elif kind == "literal_error":
         msg = f"expected one of {ctx.get('expected', '')}"

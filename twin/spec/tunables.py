@@ -45,6 +45,18 @@ def infer_unit(path: str) -> str | None:
     return None
 
 
+def _parse_any(value):
+    """A bound with a unit but no unit declared: a byte size if it reads as one, else a duration."""
+    if not isinstance(value, str):
+        return value
+    for parse in (parse_bytes, parse_seconds):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    return value
+
+
 class Tunable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,9 +79,9 @@ class Tunable(BaseModel):
             data = dict(data)
             if unit and "unit" not in data:
                 data["unit"] = unit
-            parse = parse_bytes if unit == "bytes" else parse_seconds if unit == "seconds" else None
+            parse = parse_bytes if unit == "bytes" else parse_seconds if unit == "seconds" else _parse_any
             for bound in ("low", "high"):
-                if parse and bound in data:
+                if bound in data:
                     data[bound] = parse(data[bound])
         return data
 

@@ -55,23 +55,37 @@ def judge(check: Check, est: Estimate, max_rel_half_width: float) -> tuple[bool,
     return True, ""
 
 
+def check_level(models: list[tuple[Path, SystemModel, list[Check]]], level: float = 0.95) -> float:
+    """Per-check confidence level that keeps the whole suite's false-failure chance at ``1 - level``."""
+    return 1 - (1 - level) / sum(len(checks) for _, _, checks in models)
+
+
+def run_model(model: SystemModel, checks: list[Check], *, level: float, seed: int = 0,
+              replications: int | None = None, jobs: int = 1, max_rel_half_width: float = 0.075,
+              progress: Callable[[str, int, int], None] | None = None) -> list[Outcome]:
+    """Simulate one validation model with its defaults and judge each of its checks."""
+    d = model.defaults
+    n = replications or d.replications
+    results = run_replications(
+        model, PoissonArrivals(d.rate_per_s, d.duration_s), replications=n, seed=seed, jobs=jobs,
+        progress=(lambda k: progress(model.name, k, n)) if progress else None)
+    summary = summarize(results, level=level)
+    outcomes = []
+    for check in checks:
+        est = summary.metrics[check.metric]
+        ok, reason = judge(check, est, max_rel_half_width)
+        outcomes.append(Outcome(model.name, check, est, ok, reason))
+    return outcomes
+
+
 def run_suite(directory: str | Path, *, seed: int = 0, replications: int | None = None, jobs: int = 1,
               level: float = 0.95, max_rel_half_width: float = 0.075,
               progress: Callable[[str, int, int], None] | None = None) -> list[Outcome]:
-    """Run the suite; ``progress(model, done, total)`` is called after each replication."""
+    """Run every model of the suite; ``progress(model, done, total)`` is called after each replication."""
     models = collect(directory)
-    total_checks = sum(len(checks) for _, _, checks in models)
-    check_level = 1 - (1 - level) / total_checks
+    per_check = check_level(models, level)
     outcomes = []
-    for path, model, checks in models:
-        d = model.defaults
-        n = replications or d.replications
-        results = run_replications(
-            model, PoissonArrivals(d.rate_per_s, d.duration_s), replications=n, seed=seed, jobs=jobs,
-            progress=(lambda k, name=model.name, n=n: progress(name, k, n)) if progress else None)
-        summary = summarize(results, level=check_level)
-        for check in checks:
-            est = summary.metrics[check.metric]
-            ok, reason = judge(check, est, max_rel_half_width)
-            outcomes.append(Outcome(model.name, check, est, ok, reason))
+    for _, model, checks in models:
+        outcomes += run_model(model, checks, level=per_check, seed=seed, replications=replications, jobs=jobs,
+                              max_rel_half_width=max_rel_half_width, progress=progress)
     return outcomes

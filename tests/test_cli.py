@@ -1,0 +1,116 @@
+"""The command line as a user meets it: output, files, and bad input (exit 2, one line, no traceback)."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import MINIMAL, MODELS, ROOT
+
+SHOP = MODELS / "reference" / "shop.yaml"
+MM1 = MODELS / "validation" / "mm1.yaml"
+
+
+def twin(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "twin", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_simulate_json_has_the_promised_metrics():
+    out = twin("simulate", MM1, "--duration", 400, "--warmup", 50, "--replications", 3, "--jobs", 1, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    m = doc["metrics"]
+    for key in ("latency_mean_s", "latency_p50_s", "latency_p95_s", "latency_p99_s", "throughput_per_s",
+                "error_rate", "cost", "cache_hit_ratio"):
+        assert key in m
+    lat = m["latency_mean_s"]
+    assert lat["ci_low"] < lat["mean"] < lat["ci_high"] and lat["n"] == 3 and lat["level"] == 0.95
+    assert m["cache_hit_ratio"]["mean"] is None  # no cache in this model
+    assert 0.5 < doc["services"]["server"]["utilisation"]["mean"] < 0.9
+    assert doc["replications"] == 3 and doc["rate_per_s"] == 7.0
+
+
+def test_simulate_is_reproducible():
+    args = ("simulate", MM1, "--duration", 200, "--warmup", 20, "--replications", 2, "--json", "--seed", 9)
+    assert twin(*args).stdout == twin(*args, "--jobs", 1).stdout
+
+
+def test_simulate_table_with_overrides_and_params(tmp_path):
+    out = twin("simulate", SHOP, "--rate", 60, "--duration", 120, "--warmup", 20, "--replications", 2,
+               "--set", "services.frontend.instances=2", "--param", "memory_size=16MiB",
+               "--param", "data_structure=tree", "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    assert "product_cache" in out.stdout and "95% confidence interval" in out.stdout
+    run = tmp_path / "run"
+    for name in ("summary.json", "replications.csv", "requests.parquet", "timeseries.csv", "model.yaml",
+                 "report.html"):
+        assert (run / name).is_file(), name
+    doc = json.loads((run / "summary.json").read_text())
+    assert doc["params"] == {"memory_size": "16MiB", "data_structure": "tree"}
+    assert "frontend:\n    instances: 2" in (run / "model.yaml").read_text()
+    assert "capacity_bytes: 16777216" in (run / "model.yaml").read_text()
+    req = pd.read_parquet(run / "requests.parquet")
+    assert set(req["replication"]) == {0, 1} and "services_visited" in req
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "http" not in html.split("<body>")[1].split("data:")[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["simulate", "{bad}"], "{bad}:8: services.api.worker: unknown field 'worker'"),
+    (["simulate", MM1, "--set", "services.server.workers=abc"], "--set: services.server.workers: expected an integer"),
+    (["simulate", MM1, "--param", "memory_size=1GiB"], "--param: memory_size: unknown tunable"),
+    (["simulate", MM1, "--warmup", 5000, "--duration", 100], "--warmup: expected a warm-up shorter"),
+    (["simulate", "no/such/model.yaml"], "no/such/model.yaml: no such file"),
+    (["simulate", MM1, "--rate", -3], "argument --rate: expected a number > 0, got '-3'"),
+    (["simulate", MM1, "--replications", 0], "expected a whole number >= 1"),
+    (["validate", "{empty}"], "no validation models"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MINIMAL + "    worker: 3\n")
+    (tmp_path / "empty").mkdir()
+    args = [str(a).replace("{bad}", str(bad)).replace("{empty}", str(tmp_path / "empty")) for a in args]
+    message = message.replace("{bad}", str(bad))
+    out = twin(*args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert message in out.stderr
+    errors = [line for line in out.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1
+
+
+def test_partial_output_is_never_left_behind(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "old.txt").write_text("previous run")
+    out = twin("simulate", MM1, "--set", "services.server.workers=0", "--out", target)
+    assert out.returncode == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert (target / "old.txt").read_text() == "previous run"
+
+
+FAST_MM1 = """\
+name: quick
+classes:
+  job: {share: 1.0, entry: server}
+services:
+  server:
+    service_time_s: {dist: exponential, mean: 0.1}
+defaults: {rate_per_s: 3.0, duration_s: 3000, warmup_s: 100, replications: 12}
+"""
+
+
+def test_validate_prints_pass_and_exits_0(tmp_path):
+    (tmp_path / "quick.yaml").write_text(FAST_MM1)
+    out = twin("validate", tmp_path, "--jobs", 1)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "M/M/1" in out.stdout and "pass" in out.stdout and "0 failed" in out.stdout
+
+
+def test_validate_refuses_a_model_without_closed_form(tmp_path):
+    (tmp_path / "x.yaml").write_text(FAST_MM1.replace("    service_time_s", "    instances: 2\n    service_time_s"))
+    out = twin("validate", tmp_path)
+    assert out.returncode == 2
+    assert "not a validation model" in out.stderr and "2 instances" in out.stderr
