@@ -11,47 +11,25 @@ from pathlib import Path
 from .spec import Problem, SpecError, TwinError
 
 
-def _positive(flag):
+def _number(kind: type, minimum: float, *, strict: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) at least (or, if strict, above) ``minimum``."""
+    what = ("a whole number" if kind is int else "a number") + (" > " if strict else " >= ") + f"{minimum:g}"
+
     def parse(text):
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
-    parse.__name__ = flag
     return parse
 
 
-def _count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _nonneg(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive = _number(float, 0, strict=True)
+_nonneg = _number(float, 0)
+_count = _number(int, 1)
+_seed = _number(int, 0)
 
 
 class _Progress:
@@ -203,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Simulate MODEL under a Poisson stream (rate and class mix from the model's "
                                    "defaults unless given) and print metrics with 95% confidence intervals.")
     p.add_argument("model", type=Path, metavar="MODEL", help="system model YAML file")
-    p.add_argument("--rate", type=_positive("--rate"), help="arrival rate, requests per second")
-    p.add_argument("--duration", type=_positive("--duration"), help="simulated seconds per replication")
+    p.add_argument("--rate", type=_positive, help="arrival rate, requests per second")
+    p.add_argument("--duration", type=_positive, help="simulated seconds per replication")
     p.add_argument("--warmup", type=_nonneg, help="seconds discarded at the start of each replication")
     p.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
     p.add_argument("--replications", type=_count, help="independent replications")

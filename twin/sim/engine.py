@@ -98,11 +98,10 @@ class _Engine:
         tag = f"{caller}.calls.{i}"
         targets = [(self.nodes[t], p) for t, p in call.targets().items()]
         u = Uniforms(substream(self.seq, "route", tag))
-        pools = {pool_of[t] for t in call.targets() if t in pool_of}
-        pool = pools.pop() if len(targets) == 1 and pools else None
+        pools = {self.nodes[t].code: pool_of[t] for t in call.targets() if t in pool_of}
         return Call(self, targets, u, count=call.count, parallel=call.fanout == "parallel", timeout=call.timeout_s,
                     retries=call.retries, backoff=Backoff(call.backoff, Uniforms(substream(self.seq, "backoff", tag))),
-                    fail=call.on_error == "fail", delays=self._delays(caller, call.targets()), pool=pool)
+                    fail=call.on_error == "fail", delays=self._delays(caller, call.targets()), pools=pools)
 
     # -- spans ---------------------------------------------------------------------------
     def next_span_id(self) -> int:
@@ -246,7 +245,7 @@ class _Engine:
                 name=name, instances=s.instances, workers=s.workers, arrivals=node.arrivals,
                 admitted=node.admitted, served=node.served,
                 completed=node.completed, rejected=node.rejected, errors=node.errors,
-                unavailable=node.unavailable, timeouts=node.timeouts, waited=node.waited, wait_s=node.wait_s,
+                unavailable=node.unavailable, timeouts=node.timeouts, abandoned=node.abandoned, waited=node.waited, wait_s=node.wait_s,
                 sojourn_s=node.sojourn_s, busy_s=node.busy_s, capacity_s=s.instances * s.workers * window,
                 downtime_s=sum(i.downtime_s for i in node.instances),
                 mean_queue_length=float(q.mean()) if len(q) else math.nan)

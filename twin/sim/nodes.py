@@ -140,7 +140,7 @@ class Node:
 class ServiceNode(Node):
     __slots__ = ("instances", "pick", "service_time", "calls", "parallel_calls", "hold", "queue_cap",
                  "tracks_failures", "rr", "u", "admitted", "served", "completed", "rejected", "errors",
-                 "unavailable", "waited", "wait_s", "sojourn_s", "busy_s", "busy_all_s")
+                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "busy_all_s")
 
     def __init__(self, eng, name, code, spec, service_time, instances, u):
         super().__init__(eng, name, code)
@@ -158,7 +158,7 @@ class ServiceNode(Node):
         if len(instances) == 1:
             self.pick = self._pick_only
         self.admitted = self.served = self.completed = self.rejected = self.errors = self.unavailable = 0
-        self.waited = 0
+        self.abandoned = self.waited = 0  # abandoned: the caller's own instance failed meanwhile
         self.wait_s = self.sojourn_s = self.busy_s = self.busy_all_s = 0.0
 
     def _pick_only(self):
@@ -218,6 +218,7 @@ class ServiceNode(Node):
                 granted = yield ev
             except Interrupt:
                 inst.cancel(ev)
+                self.abandoned += 1
                 raise
             if not granted or not inst.up:
                 if counted:
@@ -247,6 +248,7 @@ class ServiceNode(Node):
             self._account_busy(start, env.now)
             if stop.cause is not inst:
                 inst.release()
+                self.abandoned += 1
                 raise
             if counted:
                 self.errors += 1
@@ -373,10 +375,10 @@ class Call:
     """A compiled call: which target (drawn per visit), how many copies, timeout, retries, pool."""
 
     __slots__ = ("eng", "single", "p", "choices", "u", "count", "parallel", "timeout", "retries",
-                 "backoff", "fail", "delays", "pool", "root", "plain")
+                 "backoff", "fail", "delays", "pools", "root", "plain")
 
     def __init__(self, eng, targets, u, *, count=1, parallel=True, timeout=None, retries=0, backoff=None,
-                 fail=True, delays=None, pool=None, root=False):
+                 fail=True, delays=None, pools=None, root=False):
         self.eng = eng
         if len(targets) == 1:
             (self.single, self.p), = targets
@@ -395,10 +397,10 @@ class Call:
         self.backoff = backoff
         self.fail = fail
         self.delays = delays or {}  # node code -> (request, response) one-way delay draws
-        self.pool = pool  # name of the caller instance's pool serving this call, if any
+        self.pools = pools or {}  # node code -> name of the caller instance's pool for it
         self.root = root  # the client's own call: counts the request's attempts
         # No timeout, retry, pool or delay: the visit runs straight in the caller's frame.
-        self.plain = timeout is None and not retries and pool is None and not self.delays
+        self.plain = timeout is None and not retries and not self.pools and not self.delays
 
     def execute(self, req, inst, span):
         target = self.single
@@ -455,7 +457,8 @@ class Call:
 
     def roundtrip(self, target, req, inst, span):
         env = self.eng.env
-        pool = inst.pools[self.pool] if self.pool is not None and inst is not None else None
+        name = self.pools.get(target.code) if inst is not None else None
+        pool = inst.pools[name] if name is not None else None
         if pool is not None:
             yield from pool.acquire()
         delay = self.delays.get(target.code)

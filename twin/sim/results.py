@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .nodes import OK, REJECTED, STATUS_NAMES, TIMEOUT
+from .workload import frozen as _frozen
 
 
 class FrozenMap(Mapping):
@@ -31,12 +32,6 @@ class FrozenMap(Mapping):
 
     def __repr__(self):
         return f"FrozenMap({self._data!r})"
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, copy=True)  # own the memory, then forbid writes
-    a.flags.writeable = False
-    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +115,7 @@ class ServiceStats:
     errors: int
     unavailable: int  # no instance up
     timeouts: int  # callers that stopped waiting for it
+    abandoned: int  # visits cut short because the caller's own instance failed
     waited: int
     wait_s: float
     sojourn_s: float

@@ -57,23 +57,17 @@ class Constant:
         return self.value
 
 
-class Uniforms:
-    """U(0, 1) draws, for routing and jitter."""
+class _Unit:
+    """U(0, 1), shaped like a distribution spec for ``Draws``."""
 
-    __slots__ = ("_rng", "_buf", "_i")
+    @staticmethod
+    def sample(rng, n):
+        return rng.random(n)
 
-    def __init__(self, rng: np.random.Generator):
-        self._rng = rng
-        self._buf: list[float] = []
-        self._i = 0
 
-    def next(self) -> float:
-        i = self._i
-        if i == len(self._buf):
-            self._buf = self._rng.random(BLOCK).tolist()
-            i = 0
-        self._i = i + 1
-        return self._buf[i]
+def Uniforms(rng: np.random.Generator) -> Draws:  # noqa: N802 (reads as a type at call sites)
+    """U(0, 1) draws, for routing, load balancing and jitter."""
+    return Draws(_Unit, rng)
 
 
 def draws(dist, seq: np.random.SeedSequence, *names: str):

@@ -18,8 +18,9 @@ from ..spec import Problem, SpecError, SystemModel
 COLUMNS = ("time_s", "class", "size_bytes", "key", "session")
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
+def frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only array that owns its memory (a copy where the input is a view or writable)."""
+    a = np.array(a, copy=True)
     a.flags.writeable = False
     return a
 
@@ -38,7 +39,7 @@ class Workload:
 
     def __post_init__(self):
         for name in ("time_s", "cls", "size_bytes", "key", "session"):
-            object.__setattr__(self, name, _frozen(getattr(self, name)))
+            object.__setattr__(self, name, frozen(getattr(self, name)))
 
     def __len__(self) -> int:
         return len(self.time_s)
