@@ -114,3 +114,29 @@ def test_validate_refuses_a_model_without_closed_form(tmp_path):
     out = twin("validate", tmp_path)
     assert out.returncode == 2
     assert "not a validation model" in out.stderr and "2 instances" in out.stderr
+
+
+def test_replay_an_arrival_table(tmp_path):
+    table = tmp_path / "arrivals.csv"
+    times = [i * 0.2 for i in range(2000)]
+    table.write_text("time_s,class\n" + "".join(f"{t},job\n" for t in times))
+    out = twin("simulate", MM1, "--workload", table, "--warmup", 10, "--replications", 2, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["workload_file"] == str(table) and doc["duration_s"] == pytest.approx(times[-1])
+    assert doc["metrics"]["throughput_per_s"]["mean"] == pytest.approx(5.0, rel=0.01)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("time_s,class\n0.0,job\nsoon,job\n", "arrivals.csv: time_s: expected numbers; row 3 holds 'soon'"),
+    ("time_s,class\n0.0,job\n1.0,jobb\n", "arrivals.csv: class: unknown request classes jobb"),
+    ("time_s,class\n2.0,job\n1.0,job\n", "row 1 goes back in time"),
+    ("time_s,class\n", "the arrival table has no rows"),
+    ("time_s,class,colour\n0,job,red\n", "unknown columns colour"),
+])
+def test_bad_arrival_tables(tmp_path, content, message):
+    table = tmp_path / "arrivals.csv"
+    table.write_text(content)
+    out = twin("simulate", MM1, "--workload", table, "--warmup", 0)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert message in out.stderr, out.stderr

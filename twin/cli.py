@@ -75,27 +75,34 @@ def cmd_simulate(args) -> int:
 
     from .report.simulation import SERVICE_HEADER, class_rows, fmt, overview_rows, service_rows, write_simulation
     from .rundir import atomic_directory
-    from .sim import PoissonArrivals, default_jobs, run_replications, summarize
+    from .sim import PoissonArrivals, default_jobs, read_workload, run_replications, summarize
     from .spec import load_model, parse_assignments
 
     params = parse_assignments(args.param or [], source="--param")
     model = load_model(args.model, sets=args.set or [], params=params)
     d = model.defaults
-    rate = args.rate or d.rate_per_s
-    duration = args.duration or d.duration_s
+    if args.workload and args.rate:
+        raise TwinError("--rate and --workload exclude each other: a replayed table brings its own arrivals")
+    if args.workload:
+        source = read_workload(args.workload, model, duration_s=args.duration)
+        rate, duration = len(source) / source.duration_s, source.duration_s
+    else:
+        rate = args.rate or d.rate_per_s
+        duration = args.duration or d.duration_s
+        source = PoissonArrivals(rate, duration)
     warmup = d.warmup_s if args.warmup is None else args.warmup
     if warmup >= duration:
         raise SpecError([Problem("--warmup", f"expected a warm-up shorter than the duration ({duration:g} s), "
                                              f"got {warmup:g}")])
     replications = args.replications or d.replications
     jobs = args.jobs or min(default_jobs(), replications)
-    source = PoissonArrivals(rate, duration)
     with _Progress(not args.json) as bar:
         results = run_replications(model, source, replications=replications, seed=args.seed, jobs=jobs,
                                    warmup_s=warmup, record_spans=args.spans,
                                    progress=lambda k: bar.update(f"simulating {model.name}", k, replications))
     summary = summarize(results)
-    meta = {"model_file": str(args.model), "rate_per_s": rate, "duration_s": duration, "seed": args.seed,
+    meta = {"model_file": str(args.model), "workload_file": str(args.workload) if args.workload else None,
+            "rate_per_s": rate, "duration_s": duration, "seed": args.seed,
             "overrides": args.set or [], "params": params}
     if args.out:
         with atomic_directory(args.out) as scratch:
@@ -104,7 +111,8 @@ def cmd_simulate(args) -> int:
         print(json.dumps({**meta, **summary.to_dict()}, indent=2, allow_nan=False))
         return 0
     console = _console()
-    console.print(f"[bold]{model.name}[/bold]: {replications} replications × {duration:g} s at {rate:g} req/s "
+    load = f"replaying {args.workload} ({rate:.4g} req/s)" if args.workload else f"at {rate:g} req/s"
+    console.print(f"[bold]{model.name}[/bold]: {replications} replications × {duration:g} s {load} "
                   f"(warm-up {warmup:g} s, seed {args.seed}); ± is a 95% confidence interval")
     t = Table(show_header=True, header_style="bold")
     t.add_column("metric")
@@ -179,9 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run a system model under Poisson load and report metrics with 95% CIs",
                        description="Simulate MODEL under a Poisson stream (rate and class mix from the model's "
-                                   "defaults unless given) and print metrics with 95% confidence intervals.")
+                                   "defaults unless given) or a replayed arrival table, and print metrics with "
+                                   "95% confidence intervals.")
     p.add_argument("model", type=Path, metavar="MODEL", help="system model YAML file")
-    p.add_argument("--rate", type=_positive, help="arrival rate, requests per second")
+    p.add_argument("--rate", type=_positive, help="Poisson arrival rate, requests per second")
+    p.add_argument("--workload", type=Path, metavar="FILE",
+                   help="replay an arrival table (CSV or Parquet: time_s, class[, size_bytes, key, session]) "
+                        "instead of a Poisson stream; every replication sees the same arrivals")
     p.add_argument("--duration", type=_positive, help="simulated seconds per replication")
     p.add_argument("--warmup", type=_nonneg, help="seconds discarded at the start of each replication")
     p.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")

@@ -90,6 +90,38 @@ class Workload:
         return cls(t, codes, size, key, session, tuple(names), float(duration_s if duration_s is not None else span))
 
 
+def read_workload(path, model: SystemModel, *, duration_s: float | None = None) -> Workload:
+    """An arrival table from a CSV or Parquet file (columns as in ``COLUMNS``), checked against ``model``."""
+    from pathlib import Path
+
+    from ..spec import TwinError
+
+    path = Path(path)
+    if not path.is_file():
+        raise TwinError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
+        raise TwinError(f"{path}: cannot read an arrival table ({type(e).__name__}: {str(e).splitlines()[0]})") \
+            from None
+    if frame.empty:
+        raise TwinError(f"{path}: the arrival table has no rows")
+    for column in ("time_s", "size_bytes", "key", "session"):
+        if column in frame and not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
+            row = int(bad.to_numpy().argmax())
+            raise SpecError([Problem(column, f"expected numbers; row {row + 2} holds {frame[column].iloc[row]!r}",
+                                     str(path))])
+    for column in ("time_s", "class"):
+        if column in frame and frame[column].isna().any():
+            row = int(frame[column].isna().to_numpy().argmax())
+            raise SpecError([Problem(column, f"missing value on row {row + 2}", str(path))])
+    return Workload.from_frame(frame, model, duration_s=duration_s, source=str(path))
+
+
 class WorkloadSource:
     """Makes a fresh arrival table per replication; the extension point for arrival processes.
 
