@@ -213,7 +213,7 @@ def test_serialization_costs_and_stored_size():
     m = _structure_model("hash", "json")
     r = run(m, fixed(m, [0.0, 1.0], keys=[7, 7], sizes=[1000, 1000]))
     miss, hit = r.requests.latency_s
-    assert miss == pytest.approx(1e-6 + 1e-6 * 1000)  # lookup + encode
+    assert miss == pytest.approx(1e-6 + 1e-6 * 1000 + 1e-6)  # lookup + encode + insert
     assert hit == pytest.approx(1e-6 + 2e-6 * 1000)  # lookup + decode
     assert r.caches["c"].used_bytes == 1500
 
@@ -278,3 +278,33 @@ def test_requests_table_names_classes_statuses_and_paths():
     assert list(df["class"]) == ["get", "put"]
     assert list(df["services_visited"]) == ["api", "api;db"]
     assert list(df["status"]) == ["ok", "ok"]
+
+
+def test_availability_counts_only_the_window():
+    # up 10 s, down 100 s, repeating: down [10, 110) and [120, 220); the window [100, 200) holds
+    # 10 + 80 = 90 s of it. Counting from t=0 instead would give 190 s down, a negative availability.
+    m = model({"api": {"service_time_s": 0.0,
+                       "failures": {"time_to_failure_s": det(10.0), "recovery_rate_per_s": 0.01,
+                                    "recovery_time": "deterministic"}}})
+    r = run(m, fixed(m, [150.0], duration=200.0), warmup_s=100.0)
+    assert r.metrics()["service.api.availability"] == pytest.approx(0.1)
+
+
+def test_utilisation_series_is_exact_per_interval():
+    # one worker, a 5 s job every 10 s starting at 0: busy 50% of every 10 s, sampled every 1 s
+    m = model({"api": {"service_time_s": det(5.0)}})
+    r = run(m, fixed(m, np.arange(0.0, 100.0, 10.0), duration=100.0), sample_interval_s=1.0)
+    u = r.timeseries.values["api.utilisation"]
+    assert len(u) == 100 and u.max() == pytest.approx(1.0) and u.min() == 0.0
+    assert u.mean() == pytest.approx(0.5)
+    assert r.services["api"].utilisation == pytest.approx(0.5)
+
+
+def test_requests_without_a_key_bypass_the_cache():
+    m = model({"db": {"service_time_s": det(0.01)}},
+              classes={"get": {"share": 0.5, "entry": "c", "keys": {"count": 3}},
+                       "scan": {"share": 0.5, "entry": "c"}},
+              caches={"c": {"capacity_bytes": "1MiB", "backend": "db"}})
+    r = run(m, fixed(m, [0.0, 1.0, 2.0, 3.0], cls=["get", "get", "scan", "scan"], keys=[1, 1, -1, -1]))
+    assert r.caches["c"].lookups == 2 and r.caches["c"].hits == 1
+    assert r.services["db"].arrivals == 3

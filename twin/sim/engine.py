@@ -166,28 +166,20 @@ class _Engine:
             inst.recover()
 
     def _sampler(self, series):
-        """Every interval: utilisation over the interval (worker-seconds of the services that ended
-        in it, per worker-second available) and the instantaneous queue length and healthy instances."""
+        """At the start of every interval: queue length and healthy instances per service.
+        (Utilisation per interval is exact, from the busy time each visit books; see _result.)"""
         env = self.env
-        services = [(n, self.nodes[n], self.model.services[n]) for n in self.model.services]
-        last = {n: 0.0 for n, _, _ in services}
-        previous = 0.0
-        while env.now <= self.end:
+        services = [(n, self.nodes[n]) for n in self.model.services]
+        while env.now < self.end:
             series["time_s"].append(env.now)
-            elapsed = env.now - previous
-            for name, node, spec in services:
+            for name, node in services:
                 queued = up = 0
                 for inst in node.instances:
                     if inst.up:
                         up += 1
                         queued += len(inst.waiting)
-                busy = node.busy_all_s - last[name]
-                last[name] = node.busy_all_s
-                capacity = spec.instances * spec.workers * elapsed
-                series[f"{name}.utilisation"].append(busy / capacity if capacity > 0 else 0.0)
                 series[f"{name}.queue_length"].append(queued)
                 series[f"{name}.instances_up"].append(up)
-            previous = env.now
             yield env.timeout(self.sample_interval)
 
     # -- run -----------------------------------------------------------------------------
@@ -200,7 +192,7 @@ class _Engine:
         self.visited = array("Q", [0]) * n
         series = {"time_s": array("d")}
         for name in m.services:
-            for what in ("utilisation", "queue_length", "instances_up"):
+            for what in ("queue_length", "instances_up"):
                 series[f"{name}.{what}"] = array("d")
         for name, s in m.services.items():
             if s.failures is not None:
@@ -218,11 +210,6 @@ class _Engine:
         env.run(until=self.end)
         if not self.all_done.triggered:
             env.run(until=self.all_done | env.timeout(self.drain_s))
-        for name in m.services:
-            for inst in self.nodes[name].instances:
-                if not inst.up:
-                    inst.downtime_s += env.now - inst.down_since
-                    inst.down_since = env.now
         return self._result(series)
 
     def _result(self, series) -> ReplicationResult:
@@ -235,8 +222,13 @@ class _Engine:
             attempts=np.frombuffer(self.attempts, dtype=np.uint16),
             visited=np.frombuffer(self.visited, dtype=np.uint64),
             class_names=tuple(m.classes), node_names=tuple(m.node_names()), warmup_s=self.warmup, end_s=self.end)
-        ts = TimeSeries(np.frombuffer(series.pop("time_s"), dtype=np.float64),
-                        FrozenMap({k: np.frombuffer(v, dtype=np.float64) for k, v in series.items()}))
+        times = np.frombuffer(series.pop("time_s"), dtype=np.float64)
+        values = {k: np.frombuffer(v, dtype=np.float64) for k, v in series.items()}
+        width = np.minimum(self.sample_interval, self.end - times)
+        for name, s in m.services.items():
+            busy = np.asarray(self.nodes[name].bins[:len(times)])
+            values[f"{name}.utilisation"] = busy / (s.instances * s.workers * width)
+        ts = TimeSeries(times, FrozenMap(values))
         services, cost = {}, 0.0
         for name, s in m.services.items():
             node = self.nodes[name]
@@ -247,7 +239,7 @@ class _Engine:
                 completed=node.completed, rejected=node.rejected, errors=node.errors,
                 unavailable=node.unavailable, timeouts=node.timeouts, abandoned=node.abandoned, waited=node.waited, wait_s=node.wait_s,
                 sojourn_s=node.sojourn_s, busy_s=node.busy_s, capacity_s=s.instances * s.workers * window,
-                downtime_s=sum(i.downtime_s for i in node.instances),
+                downtime_s=sum(i.downtime(self.warmup, self.end, self.env.now) for i in node.instances),
                 mean_queue_length=float(q.mean()) if len(q) else math.nan)
             price = s.price_per_instance_hour if s.price_per_instance_hour is not None else m.cost.instance_per_hour
             cost += s.instances * window / 3600.0 * price

@@ -7,7 +7,9 @@ and calls or clients with a timeout (the abandoned call keeps running, as in a r
 
 Instance failures interrupt the processes in service there; each frame that holds a worker or a
 pool connection gives it back on the way out, and the frame whose own instance failed turns
-the interruption into an ``ERROR`` for its caller.
+the interruption into an ``ERROR`` for its caller.  A failure starts a new *epoch* of the
+instance: a worker taken in an earlier epoch died with it and is never given back, which keeps
+the accounting right even when one request holds two workers of the same instance.
 """
 
 from __future__ import annotations
@@ -82,17 +84,30 @@ class Slots:
 class Instance(Slots):
     """One instance of a service: its workers, queue, health and outgoing connection pools."""
 
-    __slots__ = ("index", "workers", "up", "in_service", "pools", "down_since", "downtime_s")
+    __slots__ = ("index", "workers", "up", "epoch", "in_service", "pools", "down_since", "outages")
 
     def __init__(self, env, index, workers, pools):
         super().__init__(env, workers)
         self.index = index
         self.workers = workers
         self.up = True
-        self.in_service = set()
+        self.epoch = 0
+        # process -> how many of its frames are in service here (a dict: failures interrupt in a
+        # fixed order, so the same seed gives the same run)
+        self.in_service = {}
         self.pools = pools
         self.down_since = 0.0
-        self.downtime_s = 0.0
+        self.outages = []  # (down, up) times
+
+    def enter(self, proc):
+        self.in_service[proc] = self.in_service.get(proc, 0) + 1
+
+    def leave(self, proc):
+        n = self.in_service.get(proc, 0)
+        if n > 1:
+            self.in_service[proc] = n - 1
+        elif n:
+            del self.in_service[proc]
 
     def release(self):
         if self.up:
@@ -100,6 +115,7 @@ class Instance(Slots):
 
     def fail(self):
         self.up = False
+        self.epoch += 1
         self.free = 0
         self.down_since = self.env.now
         waiting, self.waiting = self.waiting, deque()
@@ -114,7 +130,12 @@ class Instance(Slots):
     def recover(self):
         self.up = True
         self.free = self.workers
-        self.downtime_s += self.env.now - self.down_since
+        self.outages.append((self.down_since, self.env.now))
+
+    def downtime(self, start: float, end: float, now: float) -> float:
+        """Seconds down inside [start, end), counting an outage still open at ``now``."""
+        spans = self.outages + ([] if self.up else [(self.down_since, now)])
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
     def load(self):
         return self.workers - self.free + len(self.waiting)
@@ -140,7 +161,7 @@ class Node:
 class ServiceNode(Node):
     __slots__ = ("instances", "pick", "service_time", "calls", "parallel_calls", "hold", "queue_cap",
                  "tracks_failures", "rr", "u", "admitted", "served", "completed", "rejected", "errors",
-                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "busy_all_s")
+                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "bins", "bin_s")
 
     def __init__(self, eng, name, code, spec, service_time, instances, u):
         super().__init__(eng, name, code)
@@ -159,7 +180,9 @@ class ServiceNode(Node):
             self.pick = self._pick_only
         self.admitted = self.served = self.completed = self.rejected = self.errors = self.unavailable = 0
         self.abandoned = self.waited = 0  # abandoned: the caller's own instance failed meanwhile
-        self.wait_s = self.sojourn_s = self.busy_s = self.busy_all_s = 0.0
+        self.wait_s = self.sojourn_s = self.busy_s = 0.0
+        self.bin_s = eng.sample_interval
+        self.bins = [0.0] * (int(eng.end / self.bin_s) + 1)  # busy worker-seconds per sample interval
 
     def _pick_only(self):
         inst = self.instances[0]
@@ -184,10 +207,21 @@ class ServiceNode(Node):
 
     def _account_busy(self, start, now):
         eng = self.eng
-        self.busy_all_s += now - start  # whole run, for the utilisation time series
         busy = min(now, eng.end) - max(start, eng.warmup)
         if busy > 0:
             self.busy_s += busy
+        # the utilisation series: split the busy time over the sample intervals it spans
+        width, bins = self.bin_s, self.bins
+        last = len(bins) - 1
+        b0, b1 = int(start / width), int(now / width)
+        if b0 == b1:
+            if b0 <= last:
+                bins[b0] += now - start
+            return
+        for b in range(b0, min(b1, last) + 1):
+            lo, hi = max(start, b * width), min(now, (b + 1) * width)
+            if hi > lo:
+                bins[b] += hi - lo
 
     def visit(self, req, parent):
         eng = self.eng
@@ -218,7 +252,8 @@ class ServiceNode(Node):
                 granted = yield ev
             except Interrupt:
                 inst.cancel(ev)
-                self.abandoned += 1
+                if counted:
+                    self.abandoned += 1
                 raise
             if not granted or not inst.up:
                 if counted:
@@ -236,28 +271,41 @@ class ServiceNode(Node):
         calls = self.calls[req.cls]
         status = OK
         proc = None
+        epoch = inst.epoch
         if self.tracks_failures:
             proc = env.active_process
-            inst.in_service.add(proc)
+            inst.enter(proc)
         try:
             yield env.timeout(self.service_time[req.cls].next())
             if calls and self.hold:
                 status = yield from self.run_calls(calls, req, inst, span)
         except Interrupt as stop:
-            inst.in_service.discard(proc)
+            if proc is not None:
+                inst.leave(proc)
             self._account_busy(start, env.now)
             if stop.cause is not inst:
-                inst.release()
-                self.abandoned += 1
+                if inst.epoch == epoch:
+                    inst.release()
+                if counted:
+                    self.abandoned += 1
                 raise
             if counted:
                 self.errors += 1
             if eng.spans is not None:
                 eng.span(req, self.code, inst.index, parent, arrived, start, ERROR, span)
             return ERROR
-        if proc is not None:
-            inst.in_service.discard(proc)
         now = env.now
+        if proc is not None:
+            inst.leave(proc)
+            if inst.epoch != epoch:
+                # the instance failed while a nested visit of this same request held it; that
+                # visit took the interruption, and this worker died with the instance
+                self._account_busy(start, now)
+                if counted:
+                    self.errors += 1
+                if eng.spans is not None:
+                    eng.span(req, self.code, inst.index, parent, arrived, start, ERROR, span)
+                return ERROR
         self._account_busy(start, now)
         inst.release()
         if calls and not self.hold:
@@ -309,8 +357,12 @@ class CacheNode(Node):
         self.overhead = spec.entry_overhead_bytes
         self.lookups = self.hits = 0
 
-    def lookup_cost(self) -> float:
-        """The data structure's lookup cost at its current number of live entries."""
+    def structure_op(self, scan_all: bool = False) -> float:
+        """Cost of one lookup or update of the data structure at its current live entries.
+
+        A list finds a present key after n/2 comparisons on average and learns that a key is
+        absent (or where to update) after all n.
+        """
         c = self.structure_cost
         if not c:
             return 0.0
@@ -319,7 +371,7 @@ class CacheNode(Node):
             return c
         if self.structure == "tree":
             return c * math.log2(n + 1)
-        return c * n / 2
+        return c * (n if scan_all else n / 2)
 
     def visit(self, req, parent):
         eng = self.eng
@@ -327,11 +379,13 @@ class CacheNode(Node):
         counted = req.counted
         req.mask |= self.bit
         arrived = env.now
+        if req.key < 0:  # nothing to look up: straight through to the backend
+            return (yield from self.backend_call.execute(req, None, parent))
         if counted:
             self.arrivals += 1
             self.lookups += 1
-        cost = self.hit_time.next() + self.lookup_cost()
-        stored = self.store.lookup(req.key) if req.key >= 0 else None
+        stored = self.store.lookup(req.key)
+        cost = self.hit_time.next() + self.structure_op(scan_all=stored is None)
         if stored is not None:
             cost += self.decode_op + self.decode_byte * req.size
             if cost > 0:
@@ -345,8 +399,8 @@ class CacheNode(Node):
             yield env.timeout(cost)
         span = eng.next_span_id() if eng.spans is not None else -1
         status = yield from self.backend_call.execute(req, None, span)
-        if status == OK and req.key >= 0:
-            encode = self.encode_op + self.encode_byte * req.size
+        if status == OK:
+            encode = self.encode_op + self.encode_byte * req.size + self.structure_op(scan_all=True)
             if encode > 0:
                 yield env.timeout(encode)
             self.store.insert(req.key, int(req.size * self.size_ratio) + self.overhead)

@@ -121,7 +121,7 @@ class ServiceStats:
     sojourn_s: float
     busy_s: float  # worker-seconds held inside the window
     capacity_s: float  # worker-seconds available inside the window
-    downtime_s: float
+    downtime_s: float  # instance-seconds down inside the window
     mean_queue_length: float
 
     @property
@@ -163,8 +163,9 @@ class CacheStats:
 
 @dataclass(frozen=True, eq=False)
 class TimeSeries:
-    """Per-service samples at a fixed interval: '<service>.utilisation' (over the interval just
-    ended), '.queue_length' and '.instances_up' (at the sample instant)."""
+    """Per-service series at a fixed interval starting at ``time_s``: '<service>.utilisation' (busy
+    worker-seconds in the interval over those available, exact), '.queue_length' and
+    '.instances_up' (sampled at the interval's start)."""
 
     time_s: np.ndarray
     values: Mapping[str, np.ndarray]
