@@ -84,6 +84,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 def test_partial_output_is_never_left_behind(tmp_path):
     target = tmp_path / "run"
     target.mkdir()
+    (target / ".twin-run").write_text("")
     (target / "old.txt").write_text("previous run")
     out = twin("simulate", MM1, "--set", "services.server.workers=0", "--out", target)
     assert out.returncode == 2
@@ -140,3 +141,20 @@ def test_bad_arrival_tables(tmp_path, content, message):
     out = twin("simulate", MM1, "--workload", table, "--warmup", 0)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert message in out.stderr, out.stderr
+
+
+def test_out_never_deletes_a_folder_that_is_not_a_run(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    out = twin("simulate", MM1, "--duration", 50, "--warmup", 5, "--replications", 1, "--out", victim)
+    assert out.returncode == 2 and "is not a twin run folder" in out.stderr
+    assert (victim / "notes.txt").read_text() == "mine"
+    out = twin("simulate", MM1, "--duration", 50, "--warmup", 5, "--replications", 1, "--out", ".", cwd=tmp_path)
+    assert out.returncode == 2 and "refusing to replace the current folder" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"]
+    run = tmp_path / "run"
+    for _ in range(2):  # a run folder is replaced by the next run
+        out = twin("simulate", MM1, "--duration", 50, "--warmup", 5, "--replications", 1, "--out", run)
+        assert out.returncode == 0, out.stderr
+    assert (run / ".twin-run").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["run", "victim"]

@@ -74,12 +74,14 @@ def cmd_simulate(args) -> int:
     from rich.table import Table
 
     from .report.simulation import SERVICE_HEADER, class_rows, fmt, overview_rows, service_rows, write_simulation
-    from .rundir import atomic_directory
+    from .rundir import atomic_directory, check_output_folder
     from .sim import PoissonArrivals, default_jobs, read_workload, run_replications, summarize
     from .spec import load_model, parse_assignments
 
     params = parse_assignments(args.param or [], source="--param")
     model = load_model(args.model, sets=args.set or [], params=params)
+    if args.out:
+        check_output_folder(args.out)
     d = model.defaults
     if args.workload and args.rate:
         raise TwinError("--rate and --workload exclude each other: a replayed table brings its own arrivals")

@@ -1,4 +1,8 @@
-"""Run directories written all at once: a run's files appear together or not at all."""
+"""Run directories written all at once: a run's files appear together or not at all.
+
+A run folder carries a ``.twin-run`` marker.  Writing to a path that already holds a run
+replaces it; a path holding anything else is refused, so ``--out`` never deletes a user's files.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,24 @@ from pathlib import Path
 
 from .spec import TwinError
 
+MARKER = ".twin-run"
+
+
+def check_output_folder(target: str | Path) -> Path:
+    """Refuse, before any work, a target that is not a twin run folder, or that holds the cwd."""
+    target = Path(target)
+    resolved = target.resolve()
+    if resolved == Path(resolved.anchor) or Path.cwd().resolve().is_relative_to(resolved):
+        raise TwinError(f"{target}: refusing to replace the current folder or one above it; "
+                        f"name a new folder for the results")
+    if target.exists():
+        if not target.is_dir():
+            raise TwinError(f"{target}: exists and is not a folder")
+        if any(target.iterdir()) and not (target / MARKER).is_file():
+            raise TwinError(f"{target}: exists, is not empty and is not a twin run folder (no {MARKER}); "
+                            f"choose another folder or remove it")
+    return target
+
 
 @contextmanager
 def atomic_directory(target: str | Path):
@@ -16,24 +38,23 @@ def atomic_directory(target: str | Path):
 
     On any error the scratch folder is removed and ``target`` keeps its previous content.
     """
-    target = Path(target)
+    target = check_output_folder(target)
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TwinError(f"{parent}: cannot create the output folder ({e.strerror})") from None
-    if target.exists() and not target.is_dir():
-        raise TwinError(f"{target}: exists and is not a folder")
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
+        (scratch / MARKER).write_text("written by twin; replaced whole by the next run into this folder\n")
         yield scratch
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+            target.rename(old / "previous")
+        scratch.rename(target)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-        target.rename(old / "previous")
-    scratch.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

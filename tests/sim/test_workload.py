@@ -74,7 +74,9 @@ def test_replayed_table_is_checked():
         (pd.DataFrame({"time_s": [0.0], "class": ["zzz"]}), "unknown request classes zzz"),
         (pd.DataFrame({"time_s": [0.0], "class": ["a"], "colour": [1]}), "unknown columns colour"),
         (pd.DataFrame({"class": ["a"]}), "missing time_s"),
-        (pd.DataFrame({"time_s": [0.0], "class": ["a"], "size_bytes": [-4]}), "expected sizes >= 0"),
+        (pd.DataFrame({"time_s": [0.0], "class": ["a"], "size_bytes": [-4]}), "size_bytes: expected whole numbers >= 0"),
+        (pd.DataFrame({"time_s": [0.0, 1.0], "class": ["a", "a"], "size_bytes": [1, 1.7]}), "row 2 holds 1.7"),
+        (pd.DataFrame({"time_s": [0.0, 1.0], "class": ["a", "a"], "key": [3, None]}), "key: expected whole numbers"),
     ]
     for frame, message in bad:
         with pytest.raises(SpecError, match=message):

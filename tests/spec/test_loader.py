@@ -62,7 +62,7 @@ def test_negative_rate(write_yaml):
 def test_empty_class_mix(write_yaml):
     text = MINIMAL.replace("classes:\n  get: {share: 1.0, entry: api}\n", "classes: {}\n")
     [line] = problems(write_yaml(text))
-    assert "classes: expected at least 1 entries" in line
+    assert "classes: expected at least 1 entry" in line
 
 
 def test_shares_must_sum_to_one(write_yaml):
@@ -153,3 +153,16 @@ def test_set_is_validated_like_the_file(write_yaml):
 def test_set_through_unset_block(write_yaml):
     [line] = problems(write_yaml(MINIMAL), sets=["services.api.failures.recovery_rate_per_s=0.1"])
     assert "services.api.failures: is not set; set the whole block" in line
+
+
+def test_set_adds_an_entry_to_a_named_map(write_yaml):
+    text = MINIMAL + "    calls: [{to: db}]\n  db:\n    service_time_s: 0.001\n"
+    m = load_model(write_yaml(text), sets=["network.links.api->db=0.002"])
+    assert m.network.links["api->db"].value == 0.002
+    [line] = problems(write_yaml(text), sets=["network.links.api->dbb=0.002"])
+    assert "network.links.api->dbb: unknown service or cache 'dbb'" in line
+
+
+def test_bad_names_are_explained(write_yaml):
+    [line] = problems(write_yaml(MINIMAL.replace("  get:", "  gét:")))
+    assert "classes.gét: expected a name of ASCII letters" in line

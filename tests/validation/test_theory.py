@@ -66,3 +66,43 @@ def test_predict_refuses_what_it_cannot_answer():
         predict(model(base), 5.0)
     with pytest.raises(NotAnalytic, match="unstable"):
         predict(model({"api": {"service_time_s": {"dist": "exponential", "mean": 1.0}}}), 2.0)
+
+
+def test_feedback_keeps_only_what_stays_exact():
+    fb = {"s": {"service_time_s": {"dist": "exponential", "mean": 0.05}, "calls_hold_worker": False,
+                "calls": [{"to": "s", "probability": 0.3}]}}
+    checks = {c.metric: c for c in predict(model(fb), 5.0)}
+    # Jackson still holds: lambda = 5 / 0.7 at the node, E[T] = visits x W
+    assert checks["service.s.utilisation"].expected == pytest.approx(5 / 0.7 * 0.05)
+    assert "service.s.sojourn_mean_s" in checks and "latency_p50_s" not in checks
+    assert checks["latency_mean_s"].expected == pytest.approx(checks["service.s.sojourn_mean_s"].expected / 0.7)
+    for service_time in ({"dist": "deterministic", "value": 0.05}, {"dist": "empirical", "samples": [0.04, 0.06]}):
+        fb["s"]["service_time_s"] = service_time
+        with pytest.raises(NotAnalytic, match="without feedback"):
+            predict(model(fb), 5.0)
+    fb["s"]["service_time_s"] = {"dist": "exponential", "mean": 0.05}
+    fb["s"]["queue_capacity"] = 3
+    with pytest.raises(NotAnalytic, match="feedback"):
+        predict(model(fb), 5.0)
+
+
+def test_percentiles_follow_the_class_service_time():
+    m = model({"s": {"service_time_s": {"dist": "exponential", "mean": 1.0},
+                     "service_time_s_by_class": {"get": {"dist": "exponential", "mean": 0.1}}}})
+    checks = {c.metric: c.expected for c in predict(m, 7.0)}
+    assert checks["latency_p50_s"] == pytest.approx(math.log(2) / 3)
+
+
+def test_empirical_lone_node_is_pollaczek_khinchine():
+    m = model({"s": {"service_time_s": {"dist": "empirical", "samples": [0.05, 0.15]}}})
+    checks = {c.metric: c.expected for c in predict(m, 5.0)}
+    assert checks["service.s.wait_mean_s"] == pytest.approx(5 * 0.0125 / (2 * 0.5))
+
+
+def test_che_needs_one_key_space():
+    two = model({"db": {"service_time_s": 0.001}},
+                classes={"a": {"share": 0.5, "entry": "c", "payload_bytes": 10, "keys": {"count": 100}},
+                         "b": {"share": 0.5, "entry": "c", "payload_bytes": 10, "keys": {"count": 100}}},
+                caches={"c": {"capacity_bytes": 100, "backend": "db"}})
+    with pytest.raises(NotAnalytic, match="one Zipf key space"):
+        predict(two, 5.0)

@@ -17,6 +17,7 @@ import simpy
 
 from ..spec import Problem, SpecError, SystemModel, apply_params
 from ..spec.distributions import Deterministic, Exponential
+from ..spec.model import MAX_SAMPLES
 from .cache import STORES
 from .nodes import INCOMPLETE, Backoff, CacheNode, Call, Instance, Request, ServiceNode, Slots
 from .results import CacheStats, FrozenMap, ReplicationResult, RequestRecords, ServiceStats, SpanRecords, TimeSeries
@@ -283,10 +284,14 @@ def run_replication(model: SystemModel, workload: Workload, params=None, seed=0,
         model = apply_params(model, params)
     d = model.defaults
     warmup = d.warmup_s if warmup_s is None else warmup_s
+    interval = sample_interval_s or d.sample_interval_s
+    if interval is not None and workload.duration_s / interval > MAX_SAMPLES:
+        raise SpecError([Problem("sample_interval_s", f"expected at most {MAX_SAMPLES:,} intervals per run, got "
+                                                      f"{workload.duration_s / interval:,.0f}")])
     if not 0 <= warmup < workload.duration_s:
         raise SpecError([Problem("warmup_s", f"expected a warm-up in [0, {workload.duration_s:g}) s "
                                              f"(the workload's duration), got {warmup:g}")])
     engine = _Engine(model, workload, _seed_sequence(seed), warmup_s=warmup,
                      drain_s=d.drain_s if drain_s is None else drain_s,
-                     sample_interval_s=sample_interval_s or d.sample_interval_s, record_spans=record_spans)
+                     sample_interval_s=interval, record_spans=record_spans)
     return engine.run()

@@ -16,6 +16,7 @@ import pandas as pd
 from ..spec import Problem, SpecError, SystemModel
 
 COLUMNS = ("time_s", "class", "size_bytes", "key", "session")
+MAX_ARRIVALS = 1e8  # per replication; about 3.4 GB of arrival table
 
 
 def frozen(a: np.ndarray) -> np.ndarray:
@@ -79,11 +80,20 @@ class Workload:
             bad("class", f"unknown request classes {', '.join(strangers)} (the model has {', '.join(names)})")
         codes = pd.Categorical(labels, categories=names).codes.astype(np.int16)
         n = len(t)
-        size = frame["size_bytes"].to_numpy(dtype=np.int64) if "size_bytes" in frame else np.zeros(n, np.int64)
-        if n and size.min() < 0:
-            bad("size_bytes", "expected sizes >= 0")
-        key = frame["key"].to_numpy(dtype=np.int64) if "key" in frame else np.full(n, -1, np.int64)
-        session = frame["session"].to_numpy(dtype=np.int64) if "session" in frame else np.full(n, -1, np.int64)
+
+        def whole(column, default, low):
+            if column not in frame:
+                return np.full(n, default, np.int64)
+            x = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+            wrong = ~np.isfinite(x) | (x != np.round(x)) | (x < low)
+            if wrong.any():
+                row = int(np.argmax(wrong))
+                bad(column, f"expected whole numbers >= {low}, row {row + 1} holds {frame[column].tolist()[row]!r}")
+            return x.astype(np.int64)
+
+        size = whole("size_bytes", 0, 0)
+        key = whole("key", -1, -1)
+        session = whole("session", -1, -1)
         span = float(t[-1]) if n else 0.0
         if duration_s is not None and duration_s < span:
             bad("time_s", f"arrivals run to {span:g} s, past the stated duration {duration_s:g} s")
@@ -191,6 +201,10 @@ class PoissonArrivals(WorkloadSource):
             raise SpecError([Problem("rate_per_s", f"expected a rate > 0, got {self.rate_per_s!r}")])
         if not (np.isfinite(self.duration_s) and self.duration_s > 0):
             raise SpecError([Problem("duration_s", f"expected a duration > 0, got {self.duration_s!r}")])
+        expected = self.rate_per_s * self.duration_s
+        if expected > MAX_ARRIVALS:
+            raise SpecError([Problem("rate_per_s", f"expected at most {MAX_ARRIVALS:.0e} arrivals per replication, "
+                                                   f"got rate x duration = {expected:.3g}")])
 
     def generate(self, model: SystemModel, rng: np.random.Generator) -> Workload:
         times_rng, class_rng, data_rng = rng.spawn(3)

@@ -20,6 +20,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloa
 
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PosFloat = Annotated[PositiveFloat, Field(allow_inf_nan=False)]
+# Bounds that keep every moment and sample finite in float64 (and every run finite in time).
+Magnitude = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
+PosMagnitude = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
+CV = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 
 
 class _Dist(BaseModel):
@@ -42,7 +46,7 @@ class _Dist(BaseModel):
 
 class Exponential(_Dist):
     dist: Literal["exponential"]
-    mean_: PosFloat = Field(alias="mean")
+    mean_: PosMagnitude = Field(alias="mean")
 
     def mean(self):
         return self.mean_
@@ -56,7 +60,7 @@ class Exponential(_Dist):
 
 class Deterministic(_Dist):
     dist: Literal["deterministic"]
-    value: NonNegFloat
+    value: Magnitude
 
     def mean(self):
         return self.value
@@ -70,8 +74,8 @@ class Deterministic(_Dist):
 
 class Uniform(_Dist):
     dist: Literal["uniform"]
-    low: NonNegFloat
-    high: NonNegFloat
+    low: Magnitude
+    high: Magnitude
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -93,8 +97,8 @@ class Lognormal(_Dist):
     """Parameterised by its own mean and coefficient of variation (sd/mean)."""
 
     dist: Literal["lognormal"]
-    mean_: PosFloat = Field(alias="mean")
-    cv: PosFloat
+    mean_: PosMagnitude = Field(alias="mean")
+    cv: CV
 
     def _params(self):
         sigma2 = math.log1p(self.cv**2)
@@ -115,8 +119,8 @@ class Gamma(_Dist):
     """Parameterised by mean and coefficient of variation: shape = 1/cv^2 (cv=1 is exponential)."""
 
     dist: Literal["gamma"]
-    mean_: PosFloat = Field(alias="mean")
-    cv: PosFloat
+    mean_: PosMagnitude = Field(alias="mean")
+    cv: CV
 
     def mean(self):
         return self.mean_
@@ -131,8 +135,8 @@ class Gamma(_Dist):
 
 class Weibull(_Dist):
     dist: Literal["weibull"]
-    shape: PosFloat
-    scale: PosFloat
+    shape: Annotated[float, Field(ge=0.05, le=100, allow_inf_nan=False)]
+    scale: PosMagnitude
 
     def mean(self):
         return self.scale * math.gamma(1 + 1 / self.shape)
@@ -148,7 +152,7 @@ class Empirical(_Dist):
     """Resamples the given observations (with replacement)."""
 
     dist: Literal["empirical"]
-    samples: Annotated[list[NonNegFloat], Field(min_length=1)]
+    samples: Annotated[list[Magnitude], Field(min_length=1)]
 
     def mean(self):
         return float(np.mean(self.samples))
@@ -161,6 +165,11 @@ class Empirical(_Dist):
 
 
 def _number_is_deterministic(value):
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+        try:
+            value = float(value)
+        except ValueError:
+            return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {"dist": "deterministic", "value": value}
     return value

@@ -30,7 +30,7 @@ _PLAIN = {
     "model_attributes_type": "expected a mapping of fields",
     "list_type": "expected a list",
     "missing": "missing required field",
-    "string_pattern_mismatch": "expected a name of letters, digits, '_' or '-' that starts with a letter or '_'",
+    "string_pattern_mismatch": "expected a name of ASCII letters, digits, '_' or '-' that starts with a letter or '_'",
 }
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
@@ -67,6 +67,8 @@ def walk(root: type[BaseModel], loc: tuple) -> tuple[list[str], object]:
     ann: object = root
     path: list[str] = []
     for elem in loc:
+        if elem == "[key]":  # pydantic's marker for a problem with a mapping's key itself
+            continue
         ann = _unwrap(ann)
         if isinstance(ann, list):  # a discriminated union: this element is the tag
             member = _tagged_member(ann, elem)
@@ -125,7 +127,7 @@ def _describe(error: dict, root: type[BaseModel]) -> Problem:
         msg = f"expected one of {ctx.get('expected', '')}"
     elif kind in ("too_short", "too_long"):
         size = ctx.get("min_length" if kind == "too_short" else "max_length")
-        msg = f"expected {'at least' if kind == 'too_short' else 'at most'} {size} entries"
+        msg = f"expected {'at least' if kind == 'too_short' else 'at most'} {size} {'entry' if size == 1 else 'entries'}"
     elif kind == "value_error":
         msg = str(ctx.get("error", error["msg"]))
     elif kind in _PLAIN:

@@ -109,6 +109,9 @@ def set_path(data: dict, path: str, value: Any, *, source: str) -> dict:
         here = ".".join(parts[:depth])
         last = depth == len(parts) - 1
         if isinstance(node, dict):
+            if part not in node and last and _is_named_map(parts[:depth]):
+                node[part] = value  # a new entry of a user-named map (a link, a pool, a class...)
+                break
             if part not in node:
                 known = list(node)
                 near = difflib.get_close_matches(part, known, n=1)
@@ -130,6 +133,16 @@ def set_path(data: dict, path: str, value: Any, *, source: str) -> dict:
             what = "not set" if node is None else f"a single value ({node!r})"
             raise SpecError([Problem(here, f"is {what}; set the whole block, e.g. --set '{here}={{...}}'", source)])
     return out
+
+
+def _is_named_map(parts: list[str]) -> bool:
+    """Whether the schema at ``parts`` is a mapping of user-chosen names (not a record of fields)."""
+    from typing import get_origin
+
+    from .explain import walk
+
+    _, ann = walk(SystemModel, tuple(parts))
+    return get_origin(ann) is dict
 
 
 def apply_overrides(model: SystemModel, sets: Iterable[str], *, source: str = "--set") -> SystemModel:

@@ -21,6 +21,7 @@ from .units import parse_bytes, parse_seconds
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)]
 Probability = Annotated[float, Field(gt=0, le=1)]
+Retries = Annotated[int, Field(ge=0, le=100)]
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Bytes = Annotated[int, Field(ge=0), BeforeValidator(parse_bytes)]
@@ -28,6 +29,7 @@ Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(par
 NonNegSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(parse_seconds)]
 
 MAX_NODES = 63  # services + caches; a request records the nodes it visited as a 64-bit mask
+MAX_SAMPLES = 1_000_000  # time-series intervals per run
 
 
 class Strict(BaseModel):
@@ -38,7 +40,7 @@ class Backoff(Strict):
     """Wait before retry n (1-based): min(max_s, initial_s * multiplier**(n-1)), jittered."""
 
     initial_s: NonNegSeconds = 0.1
-    multiplier: Annotated[float, Field(ge=1)] = 2.0
+    multiplier: Annotated[float, Field(ge=1, le=100)] = 2.0
     max_s: NonNegSeconds = 10.0
     jitter: Literal["full", "none"] = "full"
 
@@ -47,7 +49,7 @@ class Client(Strict):
     """How the client that sends a request class behaves: its timeout and retries."""
 
     timeout_s: Seconds | None = None
-    retries: NonNegInt = 0
+    retries: Retries = 0
     backoff: Backoff = Backoff()
 
 
@@ -82,7 +84,7 @@ class Call(Strict):
     fanout: Literal["parallel", "sequential"] = "parallel"
     classes: list[Name] | None = None
     timeout_s: Seconds | None = None
-    retries: NonNegInt = 0
+    retries: Retries = 0
     backoff: Backoff = Backoff()
     on_error: Literal["fail", "ignore"] = "fail"
 
@@ -113,8 +115,15 @@ class Failures(Strict):
     with rate ``recovery_rate_per_s`` (mean 1/rate), exponential or deterministic."""
 
     time_to_failure_s: Distribution
-    recovery_rate_per_s: PosFloat
+    recovery_rate_per_s: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
     recovery_time: Literal["exponential", "deterministic"] = "exponential"
+
+    @model_validator(mode="after")
+    def _not_flapping(self):
+        if self.time_to_failure_s.mean() < 1e-3:
+            raise ValueError(f"expected a mean time to failure of at least 1 ms, got "
+                             f"{self.time_to_failure_s.mean():g} s")
+        return self
 
 
 class Pool(Strict):
@@ -197,6 +206,9 @@ class RunDefaults(Strict):
     def _warmup_inside(self):
         if self.warmup_s >= self.duration_s:
             raise ValueError(f"expected warmup_s < duration_s, got {self.warmup_s:g} >= {self.duration_s:g}")
+        if self.sample_interval_s is not None and self.duration_s / self.sample_interval_s > MAX_SAMPLES:
+            raise ValueError(f"expected at most {MAX_SAMPLES:,} sample intervals per run, got "
+                             f"{self.duration_s / self.sample_interval_s:,.0f}")
         return self
 
 

@@ -49,7 +49,7 @@ def judge(check: Check, est: Estimate, max_rel_half_width: float) -> tuple[bool,
     if not est.n:
         return False, "no estimate"
     if est.half_width > max_rel_half_width * scale:
-        return False, f"interval too wide (±{est.half_width / scale:.1%} > ±{max_rel_half_width:.0%})"
+        return False, f"interval too wide (±{est.half_width / scale:.1%} > ±{max_rel_half_width:.1%})"
     if not est.contains(check.expected):
         return False, "analytic value outside the interval"
     return True, ""

@@ -125,13 +125,16 @@ def predict(model: SystemModel, rate_per_s: float) -> list[Check]:
     active = [s for s in model.services if lam[s] > 0]
     checks: list[Check] = []
     queues: dict[str, Queue] = {}
-    single = len(active) == 1
+    # A lone node that every request visits exactly once sees the external Poisson stream itself;
+    # with feedback (a node calling itself) its arrivals are no longer Poisson, and only the
+    # product form for exponential nodes survives.
+    single = len(active) == 1 and all(abs(visits[c][active[0]] - 1) < 1e-9 for c in model.classes)
     for name in active:
         svc = model.services[name]
-        dists = {svc.service_time_for(c) for c in model.classes if visits[c][name] > 0}
-        if len(dists) > 1:
+        dists = [svc.service_time_for(c) for c in model.classes if visits[c][name] > 0]
+        if any(d != dists[0] for d in dists):
             raise NotAnalytic(f"service {name!r} has class-dependent service times")
-        dist = dists.pop()
+        dist = dists[0]
         c = svc.workers
         if dist.dist == "exponential":
             mu = 1 / dist.mean()
@@ -139,7 +142,7 @@ def predict(model: SystemModel, rate_per_s: float) -> list[Check]:
                 raise NotAnalytic(f"service {name!r} is unstable (rho = {lam[name] / (c * mu):.3g} >= 1)")
             if svc.queue_capacity is not None:
                 if not single:
-                    raise NotAnalytic("finite queues inside a network break the product form")
+                    raise NotAnalytic("finite queues inside a network or with feedback break the product form")
                 q, formula = mmck(lam[name], mu, c, c + svc.queue_capacity), f"M/M/{c}/{c + svc.queue_capacity}"
             else:
                 q, formula = mmc(lam[name], mu, c), ("M/M/1" if c == 1 else f"M/M/{c} (Erlang C)")
@@ -147,7 +150,8 @@ def predict(model: SystemModel, rate_per_s: float) -> list[Check]:
                     formula = f"Jackson network, node {formula}"
         else:
             if not single or c != 1 or svc.queue_capacity is not None:
-                raise NotAnalytic(f"service {name!r} has {dist.dist} service times; exact only for a lone M/G/1 node")
+                raise NotAnalytic(f"service {name!r} has {dist.dist} service times; exact only for a lone M/G/1 "
+                                  f"node without feedback")
             if lam[name] * dist.mean() >= 1:
                 raise NotAnalytic(f"service {name!r} is unstable")
             q, formula = mg1(lam[name], dist.mean(), dist.second_moment()), f"M/G/1 Pollaczek-Khinchine ({dist.dist})"
@@ -166,7 +170,6 @@ def predict(model: SystemModel, rate_per_s: float) -> list[Check]:
     checks.append(Check("throughput_per_s", rate_per_s * (1 - blocking), "arrival rate x (1 - blocking)"))
     if single:
         svc = model.services[active[0]]
-        dist = svc.service_time_s
         if svc.workers == 1 and svc.queue_capacity is None and dist.dist == "exponential":
             mu = 1 / dist.mean()
             for q in (0.5, 0.95, 0.99):
@@ -198,11 +201,12 @@ def _require_exact_features(model: SystemModel) -> None:
 def _predict_caches(model: SystemModel) -> list[Check]:
     checks = []
     for name, cache in model.caches.items():
-        users = [c for c in model.classes.values() if c.entry == name]
+        users = {cname: c for cname, c in model.classes.items() if c.entry == name}
         if cache.policy != "lru" or len(users) != len(model.classes):
             raise NotAnalytic("only an LRU cache that every request enters first has an exact-enough estimate")
-        spaces = {(c.keys.space, c.keys.count, c.keys.zipf_exponent) if c.keys else None for c in users}
-        sizes = {(c.payload_bytes.dist, c.payload_bytes.mean()) for c in users}
+        spaces = {(c.keys.space or cname, c.keys.count, c.keys.zipf_exponent) if c.keys else None
+                  for cname, c in users.items()}
+        sizes = {(c.payload_bytes.dist, c.payload_bytes.mean()) for c in users.values()}
         if len(spaces) != 1 or None in spaces or len(sizes) != 1 or next(iter(sizes))[0] != "deterministic":
             raise NotAnalytic("Che's approximation needs one Zipf key space and one fixed value size")
         _, count, exponent = spaces.pop()
