@@ -161,7 +161,7 @@ class Node:
 class ServiceNode(Node):
     __slots__ = ("instances", "pick", "service_time", "calls", "parallel_calls", "hold", "queue_cap",
                  "tracks_failures", "rr", "u", "admitted", "served", "completed", "rejected", "errors",
-                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "bins", "bin_s")
+                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "bins", "bin_s", "per_bin")
 
     def __init__(self, eng, name, code, spec, service_time, instances, u):
         super().__init__(eng, name, code)
@@ -182,6 +182,7 @@ class ServiceNode(Node):
         self.abandoned = self.waited = 0  # abandoned: the caller's own instance failed meanwhile
         self.wait_s = self.sojourn_s = self.busy_s = 0.0
         self.bin_s = eng.sample_interval
+        self.per_bin = 1.0 / self.bin_s
         self.bins = [0.0] * (int(eng.end / self.bin_s) + 1)  # busy worker-seconds per sample interval
 
     def _pick_only(self):
@@ -207,17 +208,18 @@ class ServiceNode(Node):
 
     def _account_busy(self, start, now):
         eng = self.eng
-        busy = min(now, eng.end) - max(start, eng.warmup)
-        if busy > 0:
-            self.busy_s += busy
+        lo = start if start > eng.warmup else eng.warmup
+        hi = now if now < eng.end else eng.end
+        if hi > lo:
+            self.busy_s += hi - lo
         # the utilisation series: split the busy time over the sample intervals it spans
-        width, bins = self.bin_s, self.bins
-        last = len(bins) - 1
-        b0, b1 = int(start / width), int(now / width)
+        bins = self.bins
+        b0, b1 = int(start * self.per_bin), int(now * self.per_bin)
         if b0 == b1:
-            if b0 <= last:
+            if b0 < len(bins):
                 bins[b0] += now - start
             return
+        width, last = self.bin_s, len(bins) - 1
         for b in range(b0, min(b1, last) + 1):
             lo, hi = max(start, b * width), min(now, (b + 1) * width)
             if hi > lo:
@@ -331,7 +333,13 @@ class ServiceNode(Node):
                     return proc.value
             return OK
         for call in calls:
-            status = yield from call.execute(req, inst, span)
+            if call.direct:
+                target = call.pick()
+                if target is None:
+                    continue
+                status = yield from target.visit(req, span)
+            else:
+                status = yield from call.execute(req, inst, span)
             if status != OK and call.fail:
                 return status
         return OK
@@ -429,7 +437,7 @@ class Call:
     """A compiled call: which target (drawn per visit), how many copies, timeout, retries, pool."""
 
     __slots__ = ("eng", "single", "p", "choices", "u", "count", "parallel", "timeout", "retries",
-                 "backoff", "fail", "delays", "pools", "root", "plain")
+                 "backoff", "fail", "delays", "pools", "root", "plain", "direct")
 
     def __init__(self, eng, targets, u, *, count=1, parallel=True, timeout=None, retries=0, backoff=None,
                  fail=True, delays=None, pools=None, root=False):
@@ -455,20 +463,25 @@ class Call:
         self.root = root  # the client's own call: counts the request's attempts
         # No timeout, retry, pool or delay: the visit runs straight in the caller's frame.
         self.plain = timeout is None and not retries and not self.pools and not self.delays
+        self.direct = self.plain and count == 1 and not root  # the caller may visit the target itself
 
-    def execute(self, req, inst, span):
+    def pick(self):
+        """The target this visit calls, or None when the draw says no call."""
         target = self.single
         if target is not None:
             if self.p < 1.0 and self.u.next() >= self.p:
-                return OK
-        else:
-            x = self.u.next()
-            for acc, node in self.choices:
-                if x < acc:
-                    target = node
-                    break
-            else:
-                return OK
+                return None
+            return target
+        x = self.u.next()
+        for acc, node in self.choices:
+            if x < acc:
+                return node
+        return None
+
+    def execute(self, req, inst, span):
+        target = self.pick()
+        if target is None:
+            return OK
         if self.count == 1:
             if self.plain:
                 if self.root:
