@@ -183,6 +183,108 @@ def cmd_validate(args) -> int:
     return 1 if failed else 0
 
 
+def _mapping(text):
+    """'timestamp=ts,class=endpoint' -> {'timestamp': 'ts', 'class': 'endpoint'}"""
+    out = {}
+    for part in text.split(","):
+        name, sep, column = part.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME=COLUMN[,NAME=COLUMN...], got {text!r}")
+        out[name.strip()] = column.strip()
+    return out
+
+
+def _fraction(text):
+    value = _positive(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def cmd_calibrate(args) -> int:
+    import yaml
+    from rich.table import Table
+
+    from .calibrate.calibrate import assess, calibrate
+    from .calibrate.fidelity import Thresholds
+    from .calibrate.skeleton import load_skeleton
+    from .report.calibration import render
+    from .sim import default_jobs
+    from .traces import read_traces
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise TwinError(f"-o {out}: expected a .yaml file for the calibrated model")
+    report_path = Path(args.report) if args.report else out.with_suffix(".calibration.html")
+    skeleton = load_skeleton(args.model)
+    # logs name no service: by default they describe the skeleton's entry point
+    entry = next(iter(skeleton.model.classes.values())).entry
+    trace, inputs = read_traces(args.traces, format=args.format, log_format=args.log_format, columns=args.columns,
+                                service=args.service or entry, keep_going=args.keep_going, time_zone=args.time_zone,
+                                latency_unit=args.latency_unit, time_unit=args.time_unit)
+    console = _console()
+    for item in inputs:
+        for w in item.get("warnings", []):
+            console.print(f"[yellow]warning[/yellow]: {item['file']}: {w}")
+    cal = calibrate(trace, skeleton, holdout=args.holdout, seed=args.seed, max_classes=args.max_classes,
+                    name=args.name or out.stem, inputs=inputs)
+    thresholds = Thresholds(max_ks=args.max_ks, max_p50_error=args.max_p50_error,
+                            max_p95_error=args.max_p95_error, max_p99_error=args.max_p99_error,
+                            max_throughput_error=args.max_throughput_error)
+    fid = None
+    if trace["latency_s"].notna().all():
+        with _Progress(True) as bar:
+            fid, _ = assess(cal, replications=args.replications, seed=args.seed, thresholds=thresholds,
+                            jobs=args.jobs or min(default_jobs(), args.replications),
+                            progress=lambda k: bar.update("replaying held-out requests", k, args.replications))
+        cal = cal.with_fidelity(fid)
+    text = yaml.safe_dump(cal.model.model_dump(by_alias=True, exclude_defaults=True), sort_keys=False, width=110)
+    page = render(cal, fid)
+    _write_atomically(out, "# calibrated by `twin calibrate`; see the provenance block at the end\n" + text)
+    _write_atomically(report_path, page)
+    for w in cal.warnings:
+        console.print(f"[yellow]warning[/yellow]: {w}")
+    t = Table("service", "source", "family", "mean (ms)", "n", "per class", header_style="bold",
+              title="service times")
+    for name, f in cal.services.items():
+        t.add_row(name, f.source, f.pooled.family, f"{f.pooled.dist.mean() * 1e3:.4g}", f"{f.pooled.n:,}",
+                  ", ".join(f.by_class) or "–")
+    console.print(t)
+    if fid is not None:
+        t = Table("scope", "metric", "trace", "twin", "error", "limit", "verdict", header_style="bold",
+                  title=f"fidelity on held-out requests ({fid.replications} replays)")
+        for r in fid.rows:
+            if r.metric in ("error rate", "throughput (req/s)") and r.scope != "all":
+                continue
+            err = f"{r.error:.1%}" if r.metric.startswith(("latency p", "throughput")) else f"{r.error:.3f}"
+            t.add_row(r.scope, r.metric, "" if r.trace != r.trace else f"{r.trace:.4g}",
+                      "" if r.twin != r.twin else f"{r.twin:.4g}", err,
+                      "" if r.threshold is None else f"{r.threshold:g}",
+                      "–" if r.passed is None else ("[green]pass[/green]" if r.passed else "[red]FAIL[/red]"))
+        console.print(t)
+        console.print("[bold]verdict: " + ("[green]faithful[/green]" if fid.passed else "[red]not faithful[/red]")
+                      + "[/bold]")
+    console.print(f"model written to {out}; report: {report_path}")
+    if fid is not None and not fid.passed and args.strict:
+        return 1
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Shadow twin lab: simulate, validate, tune.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -219,6 +321,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_count, help="processes (default: CPUs)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("calibrate", help="fit a model skeleton to production traces and check its fidelity",
+                       description="Calibrate the skeleton MODEL from TRACE files (OpenTelemetry or Jaeger JSON, "
+                                   "access logs, CSV/Parquet request logs), replay the held-out part of the trace "
+                                   "through the calibrated twin, and write the model and an HTML report.")
+    p.add_argument("traces", nargs="+", type=Path, metavar="TRACE")
+    p.add_argument("--model", required=True, type=Path, metavar="SKELETON",
+                   help="a model with the structure (instances, workers, caches...); service times may be left out")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.yaml", help="where to write the calibrated model")
+    p.add_argument("--report", metavar="FILE.html", help="report path (default: OUT.calibration.html)")
+    p.add_argument("--name", help="model name (default: from OUT)")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "otlp", "jaeger", "combined", "common", "csv", "parquet"],
+                   help="trace format (default: from the file's suffix and content)")
+    p.add_argument("--log-format", metavar="FMT",
+                   help="access-log format string, Apache (%%h %%t \"%%r\" %%>s %%b %%D) or nginx ($request_time)")
+    p.add_argument("--columns", type=_mapping, metavar="NAME=COLUMN,...",
+                   help="column mapping for CSV/Parquet request logs, e.g. timestamp=ts,class=endpoint,"
+                        "latency_s=duration_ms")
+    p.add_argument("--service", help="service name for logs that do not name one (default: the skeleton's entry)")
+    p.add_argument("--latency-unit", default="s", choices=["s", "ms", "us", "ns"])
+    p.add_argument("--time-unit", choices=["s", "ms", "us", "ns"], help="unit of numeric (epoch) timestamps")
+    p.add_argument("--time-zone", help="zone of timestamps written without one, e.g. UTC or Europe/Paris")
+    p.add_argument("--keep-going", action="store_true", help="skip malformed lines (they are counted and reported)")
+    p.add_argument("--holdout", type=_fraction, default=0.3,
+                   help="fraction of the time range held out for the fidelity check (default 0.3)")
+    p.add_argument("--max-classes", type=_count, default=12, help="request classes kept; rarer ones become 'other'")
+    p.add_argument("--replications", type=_count, default=5, help="replays of the held-out part (default 5)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--jobs", type=_count)
+    p.add_argument("--max-ks", type=_positive, default=0.05, help="latency KS statistic limit (default 0.05)")
+    p.add_argument("--max-p50-error", type=_positive, default=0.05)
+    p.add_argument("--max-p95-error", type=_positive, default=0.05)
+    p.add_argument("--max-p99-error", type=_positive, default=0.10)
+    p.add_argument("--max-throughput-error", type=_positive, default=0.05)
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when the twin is not faithful")
+    p.set_defaults(func=cmd_calibrate)
     return parser
 
 

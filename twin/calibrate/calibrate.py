@@ -1,0 +1,292 @@
+"""Calibration: a trace and a skeleton in, a system model with a provenance block out.
+
+What is measured comes from the trace (the part before the hold-out split): the request-class
+mix and entry points, the call graph with routing probabilities and fan-out (from spans),
+service-time distributions per service and class, payload sizes, key popularity, cache hit
+times, the arrival rate and its burstiness, error rates.  What a trace cannot reveal (instances,
+workers, queues, pools, cache capacities, timeouts, prices) comes from the skeleton.
+
+>>> cal = calibrate(trace, load_skeleton("models/skeleton.yaml"))      # doctest: +SKIP
+>>> fid = assess(cal, replications=5, seed=0)                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..sim import run_replications
+from ..spec import SystemModel, validate_model
+from ..traces.schema import TraceError
+from .fidelity import Fidelity, Thresholds, compare
+from .fit import Fit, TooFewSamples, fit_distribution
+from .popularity import dispersion_curve, fit_zipf
+from .requests import ClassMap, Split, arrival_table, class_map, key_ids, roots, split_in_time
+from .routing import Edge, concurrency, edges
+from .service_times import ServiceFit, fit_from_latency, fit_services
+from .skeleton import Skeleton
+
+MIN_REQUESTS = 200  # below this the trace is too short to fit anything worth simulating
+
+
+@dataclass(frozen=True)
+class Calibration:
+    model: SystemModel
+    trace: pd.DataFrame
+    split: Split
+    classes: ClassMap
+    keys: dict[str, int]
+    services: dict[str, ServiceFit]
+    payloads: dict[str, Fit]
+    edges: list[Edge]
+    warnings: list[str] = field(default_factory=list)
+
+    def with_fidelity(self, fidelity: Fidelity) -> "Calibration":
+        data = self.model.model_dump(by_alias=True)
+        data["provenance"] = {**data["provenance"], "fidelity": plain(fidelity.to_dict())}
+        return replace(self, model=validate_model(data, source="calibrated model"))
+
+
+def plain(obj):
+    """Provenance as plain YAML/JSON values: numpy scalars to Python, NaN and infinities to None."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.isoformat()
+
+
+def _dist(fit: Fit) -> dict:
+    """The fitted distribution for the model file, its parameters to 6 significant digits."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else
+            ([float(f"{x:.6g}") for x in v] if isinstance(v, list) else v)
+            for k, v in fit.dist.model_dump(by_alias=True).items()}
+
+
+def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, seed: int = 0,
+              max_classes: int = 12, name: str | None = None, inputs: list[dict] | None = None,
+              utilisation: dict[str, pd.Series] | None = None) -> Calibration:
+    """Fit ``skeleton`` to the first ``1 - holdout`` of ``trace`` (a contract frame)."""
+    rng = np.random.default_rng(seed)
+    warnings: list[str] = []
+    requests_all = roots(trace)
+    if len(requests_all) < MIN_REQUESTS:
+        raise TraceError(f"the trace holds {len(requests_all)} requests; calibration needs at least {MIN_REQUESTS}")
+    split = split_in_time(trace, holdout)
+    train = split.train
+    requests = roots(train)
+    base = skeleton.model
+    has_spans = trace["span_id"].notna().any()
+    has_latency = trace["latency_s"].notna().any()
+    classes = class_map(requests, max_classes=max_classes)
+    keys = key_ids(trace)
+
+    # services in the trace must be in the skeleton: their structure is not guessed
+    seen = sorted(set(trace["service"].astype(str)))
+    nodes = set(base.services) | set(base.caches)
+    unknown = [s for s in seen if s not in nodes]
+    if unknown:
+        raise TraceError(f"services {', '.join(unknown)} appear in the trace but not in the skeleton "
+                         f"{skeleton.path}; add them with their instances and workers")
+    idle = sorted(nodes - set(seen))
+    if idle:
+        warnings.append(f"skeleton nodes with no traffic in the trace kept as given: {', '.join(idle)}")
+
+    data = base.model_dump(by_alias=True)
+    prov: dict = {"calibrated_by": f"twin {__version__}",
+                  "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "skeleton": skeleton.path, "inputs": inputs or [],
+                  "time_range": {"start": _iso(trace["timestamp"].iloc[0]), "end": _iso(trace["timestamp"].iloc[-1]),
+                                 "split_at": _iso(split.at), "holdout": holdout},
+                  "requests": {"train": int(len(requests)), "held_out": int(len(roots(split.test)))}}
+
+    # request classes: share, entry, payload sizes, keys, error rate
+    labels = classes.of(requests["class"])
+    new_classes, payloads, key_info, error_rates = {}, {}, {}, {}
+    for cname, share in classes.shares.items():
+        mine = requests[(labels == cname).to_numpy()]
+        entry = mine["service"].astype(str).value_counts()
+        if len(entry) > 1:
+            warnings.append(f"class {cname!r} enters through {', '.join(entry.index)}; using {entry.index[0]!r}")
+        old = base.classes.get(cname)
+        cls = {"share": share, "entry": entry.index[0]}
+        if old is not None:
+            cls["client"] = old.client.model_dump(by_alias=True)
+        size = mine["bytes_out"].where(mine["bytes_out"].notna(), mine["bytes_in"]).dropna().to_numpy(dtype=float)
+        if len(size) >= 30:
+            try:
+                fit = fit_distribution(size, rng=rng)
+                payloads[cname] = fit
+                cls["payload_bytes"] = _dist(fit)
+            except TooFewSamples:
+                pass
+        elif old is not None:
+            cls["payload_bytes"] = old.payload_bytes.model_dump(by_alias=True)
+        k = mine["key"].dropna().astype(str)
+        if len(k) >= 100:
+            z = fit_zipf(k.map(keys).to_numpy(), key_space=len(keys))
+            key_info[cname] = z.to_dict()
+            cls["keys"] = {"count": len(keys), "zipf_exponent": round(float(z.exponent), 4), "space": "keys"}
+        error_rates[cname] = float(mine["error"].mean())
+        new_classes[cname] = cls
+    total = sum(c["share"] for c in new_classes.values())
+    for c in new_classes.values():  # shares from counts can miss 1 by rounding
+        c["share"] = c["share"] / total
+    data["classes"] = new_classes
+    prov["classes"] = {c: {"share": new_classes[c]["share"], "labels": sorted(
+        [lab for lab, n in classes.names.items() if n == c and lab != "*"]) or ["(all other labels)"],
+        "error_rate": error_rates[c]} for c in new_classes}
+    if key_info:
+        prov["keys"] = key_info
+    if payloads:
+        prov["payload_bytes"] = {c: f.to_dict() for c, f in payloads.items()}
+    worst = max(error_rates.values())
+    if worst > 0.01:
+        warnings.append(f"error rates up to {worst:.1%} in the trace; the twin produces errors only from timeouts, "
+                        f"full queues and failures, not spontaneous ones")
+
+    # service times and calls
+    fits: dict[str, ServiceFit] = {}
+    found_edges: list[Edge] = []
+    services_in_trace = [s for s in seen if s in base.services]
+    if has_spans:
+        spans = train[train["span_id"].notna()]
+        fits = fit_services(spans, classes, services_in_trace, rng=rng)
+        found_edges = edges(spans, classes, skip_callers=frozenset(base.caches))
+        modes, fanouts = concurrency(spans)
+        for svc in base.services:
+            if svc in services_in_trace:
+                data["services"][svc]["calls"] = [e.to_call(fanouts.get((svc, e.target))) for e in found_edges
+                                                  if e.caller == svc]
+                if svc in modes:
+                    data["services"][svc]["call_mode"] = "parallel" if modes[svc] else "sequential"
+        prov["routing"] = [e.to_dict() for e in found_edges]
+        _calibrate_caches(data, spans, base, prov, warnings, rng)
+    elif has_latency:
+        if len(services_in_trace) != 1 or base.services[services_in_trace[0]].calls:
+            warnings.append("latency without spans separates queueing from service time only for a service "
+                            "without downstream calls; service times of the others stay as in the skeleton")
+        for svc in services_in_trace:
+            if not base.services[svc].calls:
+                s = base.services[svc]
+                fits[svc] = fit_from_latency(svc, requests[requests["service"].astype(str) == svc], rng=rng,
+                                             utilisation=(utilisation or {}).get(svc),
+                                             servers=s.instances * s.workers)
+    else:
+        warnings.append("the trace has no latencies: service times stay as in the skeleton")
+    for svc, f in fits.items():
+        data["services"][svc]["service_time_s"] = _dist(f.pooled)
+        data["services"][svc]["service_time_s_by_class"] = {c: _dist(x) for c, x in f.by_class.items()}
+        if f.pooled.fallback_reason:
+            warnings.append(f"{svc}: {f.pooled.fallback_reason}")
+    missing = sorted(skeleton.placeholder_services - set(fits))
+    if missing:
+        warnings.append(f"no service time measured for {', '.join(missing)}: the skeleton's placeholder (0 s) stays")
+    prov["service_times"] = {s: f.to_dict() for s, f in fits.items()}
+
+    # arrivals: mean rate and burstiness of the calibration part
+    t = (requests["timestamp"] - requests["timestamp"].iloc[0]).dt.total_seconds().to_numpy()
+    span_s = max((split.at - trace["timestamp"].iloc[0]).total_seconds(), 1e-9)
+    rate = len(requests) / span_s
+    windows = [w for w in (1.0, 10.0, 60.0, 600.0) if w * 10 <= span_s]
+    prov["arrivals"] = {"rate_per_s": rate, "index_of_dispersion": {f"{w:g}s": v for w, v in
+                                                                   zip(windows, dispersion_curve(t, windows))}}
+    data["defaults"] = {**data["defaults"], "rate_per_s": rate}
+    if name:
+        data["name"] = name
+    prov["warnings"] = warnings
+    data["provenance"] = plain(prov)
+    model = validate_model(data, source="calibrated model")
+    return Calibration(model, trace, split, classes, keys, fits, payloads, found_edges, warnings)
+
+
+def _calibrate_caches(data, spans, base, prov, warnings, rng) -> None:
+    """Hit time and observed hit ratio of each skeleton cache that has spans of its own."""
+    has_child = set(spans["parent_id"].dropna().astype(str))
+    out = {}
+    for cname, cache in base.caches.items():
+        mine = spans[spans["service"].astype(str) == cname]
+        if mine.empty:
+            continue
+        hit = ~mine["span_id"].astype(str).isin(has_child).to_numpy()
+        out[cname] = {"lookups": int(len(mine)), "hit_ratio": float(hit.mean())}
+        times = mine.loc[hit, "latency_s"].to_numpy(dtype=float)
+        if cache.serialization_method and len(times):
+            cost = data["serialization"][cache.serialization_method]
+            size = mine.loc[hit, "bytes_out"].fillna(0).to_numpy(dtype=float)
+            times = np.maximum(times - cost["per_op_s"] - cost["decode_s_per_byte"] * size, 0.0)
+        try:
+            fit = fit_distribution(times, rng=rng)
+        except TooFewSamples:
+            warnings.append(f"cache {cname}: too few hits to fit a hit time; kept the skeleton's")
+            continue
+        data["caches"][cname]["hit_time_s"] = _dist(fit)
+        out[cname]["hit_time"] = fit.to_dict()
+    if out:
+        prov["caches"] = out
+
+
+def assess(cal: Calibration, *, replications: int = 5, seed: int = 0, thresholds: Thresholds = Thresholds(),
+           jobs: int = 1, progress=None) -> tuple[Fidelity, list]:
+    """Replay the held-out requests through the calibrated twin and compare (see ``fidelity``).
+
+    The replay starts a little before the split (warm-up, up to 10% of the held-out span or
+    300 s) so that the twin is as busy as the real system when the held-out part begins.
+    """
+    test = roots(cal.split.test)
+    end = cal.trace["timestamp"].iloc[-1]
+    held_s = (end - cal.split.at).total_seconds()
+    warm = pd.Timedelta(seconds=min(0.1 * held_s, 300.0))
+    start = cal.split.at - warm
+    replay = roots(cal.trace[(cal.trace["timestamp"] >= start) & (cal.trace["timestamp"] <= end)])
+    workload = arrival_table(replay, cal.model, cal.classes, cal.keys, start=start, end=end)
+    results = run_replications(cal.model, workload, replications=replications, seed=seed, jobs=jobs,
+                               warmup_s=warm.total_seconds(), progress=progress)
+    util, hits = observed_load(cal, cal.split.at, end)
+    fid = compare(test, cal.classes.of(test["class"]), results, thresholds=thresholds, window_s=held_s,
+                  utilisation=util, hit_ratio=hits)
+    return fid, results
+
+
+def observed_load(cal: Calibration, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict, dict]:
+    """Utilisation per service and hit ratio per cache that the spans show in [start, end).
+
+    A service's workers are busy for a whole span when calls hold the worker, else for the
+    span's exclusive time; capacity is instances x workers from the skeleton.
+    """
+    spans = cal.trace[cal.trace["span_id"].notna()]
+    if spans.empty:
+        return {}, {}
+    window = (end - start).total_seconds()
+    t0 = (spans["timestamp"] - start).dt.total_seconds().to_numpy()
+    util = {}
+    for name, svc in cal.model.services.items():
+        mine = (spans["service"].astype(str) == name).to_numpy()
+        if not mine.any():
+            continue
+        held = spans["latency_s"] if svc.calls_hold_worker else spans["exclusive_s"]
+        a = t0[mine]
+        b = a + held.to_numpy(dtype=float)[mine]
+        busy = np.clip(np.minimum(b, window) - np.maximum(a, 0.0), 0.0, None).sum()
+        util[name] = float(busy / (svc.instances * svc.workers * window))
+    hits = {}
+    parents = set(spans["parent_id"].dropna().astype(str))
+    for name in cal.model.caches:
+        mine = spans[(spans["service"].astype(str) == name).to_numpy() & (t0 >= 0) & (t0 < window)]
+        if len(mine):
+            hits[name] = float((~mine["span_id"].astype(str).isin(parents)).mean())
+    return util, hits

@@ -1,0 +1,143 @@
+"""How faithful a calibrated twin is, measured on requests the calibration never saw.
+
+The held-out part of the trace is replayed through the twin (its real arrival times, classes,
+sizes and keys), and the twin's latencies are compared with the real ones, overall and per
+class: the two-sample Kolmogorov-Smirnov statistic, the relative error of p50/p95/p99,
+throughput and error rate.  A verdict holds the rows that carry a threshold to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..sim import ReplicationResult
+
+QUANTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits a faithful twin stays within; every one can be set from the command line."""
+
+    max_ks: float = 0.05
+    max_p50_error: float = 0.05
+    max_p95_error: float = 0.05
+    max_p99_error: float = 0.10
+    max_throughput_error: float = 0.05
+    min_requests: int = 200  # classes with fewer held-out requests are reported, not judged
+
+
+@dataclass(frozen=True)
+class Row:
+    scope: str  # "all" or a class name
+    metric: str
+    trace: float
+    twin: float
+    error: float  # KS statistic, or relative error, or absolute difference of rates
+    threshold: float | None
+    passed: bool | None
+    n_trace: int
+    n_twin: int
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    rows: list[Row]
+    thresholds: Thresholds
+    window_s: float
+    replications: int
+    samples: dict = field(default_factory=dict, compare=False, repr=False)  # scope -> (trace, twin) latencies
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed is not False for r in self.rows)
+
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.passed is False]
+
+    def to_dict(self) -> dict:
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {"verdict": "faithful" if self.passed else "not faithful", "window_s": self.window_s,
+                "replications": self.replications, "thresholds": asdict(self.thresholds),
+                "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in self.rows]}
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / abs(b) if b else (0.0 if a == b else math.inf)
+
+
+def _judge(value: float, limit: float | None, enough: bool) -> tuple[float | None, bool | None]:
+    if limit is None or not enough:
+        return None, None
+    return limit, bool(value <= limit)
+
+
+def compare(observed: pd.DataFrame, observed_class: pd.Series, results: list[ReplicationResult], *,
+            thresholds: Thresholds = Thresholds(), window_s: float, utilisation: dict[str, float] | None = None,
+            hit_ratio: dict[str, float] | None = None) -> Fidelity:
+    """Compare held-out requests (``observed``: latency_s, error; ``observed_class``: model class
+    names) with the twin's replays of them (only requests inside each result's window count).
+
+    ``utilisation`` and ``hit_ratio`` (per service, per cache) are what the trace shows for the
+    held-out window; they are reported beside the twin's, with the absolute difference.
+    """
+    lat_twin, cls_twin, ok_twin = [], [], []
+    for r in results:
+        req = r.requests
+        win = req.in_window()
+        lat_twin.append(req.latency_s[win])
+        cls_twin.append(np.asarray(req.class_names)[req.cls[win]])
+        ok_twin.append(req.status[win] == 0)
+    lat_twin = np.concatenate(lat_twin)
+    cls_twin = np.concatenate(cls_twin)
+    ok_twin = np.concatenate(ok_twin)
+    ok_trace = ~observed["error"].to_numpy(dtype=bool)
+    lat_trace = observed["latency_s"].to_numpy(dtype=float)
+    cls_trace = observed_class.to_numpy()
+    n_reps = len(results)
+    rows: list[Row] = []
+    samples = {}
+    t = thresholds
+    limits = {50: t.max_p50_error, 95: t.max_p95_error, 99: t.max_p99_error}
+    scopes = ["all"] + sorted(set(cls_trace))
+    for scope in scopes:
+        mine_trace = np.ones(len(lat_trace), bool) if scope == "all" else cls_trace == scope
+        mine_twin = np.ones(len(lat_twin), bool) if scope == "all" else cls_twin == scope
+        a = lat_trace[mine_trace & ok_trace]
+        b = lat_twin[mine_twin & ok_twin]
+        n_a, n_b = len(a), len(b)
+        enough = n_a >= t.min_requests and n_b >= t.min_requests
+        samples[scope] = (a, b)
+        if n_a and n_b:
+            ks = float(stats.ks_2samp(a, b).statistic)
+            limit, ok = _judge(ks, t.max_ks, enough)
+            rows.append(Row(scope, "latency KS", math.nan, math.nan, ks, limit, ok, n_a, n_b))
+            qa, qb = np.percentile(a, QUANTILES), np.percentile(b, QUANTILES)
+            for q, x, y in zip(QUANTILES, qa, qb):
+                err = _rel(float(y), float(x))
+                limit, ok = _judge(err, limits[q], enough)
+                rows.append(Row(scope, f"latency p{q} (s)", float(x), float(y), err, limit, ok, n_a, n_b))
+        thr_trace = float((mine_trace & ok_trace).sum()) / window_s
+        thr_twin = float((mine_twin & ok_twin).sum()) / window_s / n_reps
+        err = _rel(thr_twin, thr_trace)
+        limit, ok = _judge(err, t.max_throughput_error, enough)
+        rows.append(Row(scope, "throughput (req/s)", thr_trace, thr_twin, err, limit, ok, int(mine_trace.sum()),
+                        int(mine_twin.sum())))
+        e_trace = float((~ok_trace[mine_trace]).mean()) if mine_trace.any() else math.nan
+        e_twin = float((~ok_twin[mine_twin]).mean()) if mine_twin.any() else math.nan
+        rows.append(Row(scope, "error rate", e_trace, e_twin, abs(e_twin - e_trace), None, None,
+                        int(mine_trace.sum()), int(mine_twin.sum())))
+    for name, value in (utilisation or {}).items():
+        twin = float(np.mean([r.services[name].utilisation for r in results]))
+        rows.append(Row(name, "utilisation", value, twin, abs(twin - value), None, None, 0, 0))
+    for name, value in (hit_ratio or {}).items():
+        twin = float(np.mean([r.caches[name].hit_ratio for r in results]))
+        rows.append(Row(name, "cache hit ratio", value, twin, abs(twin - value), None, None, 0, 0))
+    return Fidelity(rows, thresholds, window_s, n_reps, samples)

@@ -1,0 +1,188 @@
+"""The twin's own spans as OpenTelemetry traces (OTLP JSON): realistic traces from known models.
+
+Each span a replication recorded (``run_replication(..., record_spans=True)``) becomes one OTLP
+*server* span:
+
+- ``traceId``: 16 hex digits naming the run (a hash of the model name, seed and spawn key), then
+  16 for the request index, so replications can share a file; ``spanId``: the twin's span number
+  (16 hex digits); ``parentSpanId``: the calling span's number, ``""`` for the client's call.
+- ``name``: the request class, at every hop, with the same value in attribute ``twin.class``.
+  The twin's services do the class's work at every hop (their service times are per class), so
+  that is the operation each span performs.  Real traces name downstream operations their own way;
+  ``twin.traces.spans.root_classes`` recovers the request class there.
+- resource: ``service.name`` = the node (service or cache) name, or ``service_of(name)``;
+  ``service.instance.id`` = ``<node>-<instance>``.  One ``resourceSpans`` entry per instance.
+- times: ``epoch + start_s`` to ``epoch + end_s`` in integer nanoseconds.  The start is the
+  handler's start, after its queue wait (a cache span starts on arrival), so a span's exclusive
+  time is its service time plus the network delays of its calls and its callees' queue waits.
+- status: ``{}`` (unset) when ok, else ``{"code": 2, "message": <twin status>}``; service spans
+  also carry ``http.response.status_code`` (200; 500 error, 503 rejected or unavailable, 504
+  timeout), cache spans none.
+- with ``workload`` (the arrival table that was run): ``http.request.body.size`` on service spans,
+  ``twin.key`` and ``session.id`` where the request has them.
+
+>>> import numpy as np, pandas as pd
+>>> from twin.spec import load_model
+>>> from twin.sim import PoissonArrivals, run_replication
+>>> model = load_model("models/validation/mm1.yaml")
+>>> work = PoissonArrivals(rate_per_s=5.0, duration_s=10.0).generate(model, np.random.default_rng(1))
+>>> result = run_replication(model, work, seed=1, warmup_s=0.0, record_spans=True)
+>>> doc = twin_spans_to_otlp(result, epoch=pd.Timestamp("2024-05-01", tz="UTC"))
+>>> len(doc["resourceSpans"][0]["scopeSpans"][0]["spans"]) == len(work)
+True
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..sim.nodes import STATUS_NAMES
+from .schema import TraceError
+
+__all__ = ["twin_spans_to_otlp", "write_otlp_json"]
+
+_HTTP_STATUS = {"ok": 200, "error": 500, "rejected": 503, "unavailable": 503, "timeout": 504, "incomplete": 500}
+_SERVER, _ERROR = 2, 2  # OTLP SpanKind SERVER, StatusCode ERROR
+
+
+def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Callable | None = None,
+                       workload=None) -> dict:
+    """An OTLP JSON document (a json-serialisable dict) of ``result.spans``, placed at ``epoch``.
+
+    ``service_of`` renames nodes (a mapping or a function of the node name); ``workload``, the
+    arrival table of the run, adds payload sizes, keys and sessions.
+    """
+    spans = result.spans
+    if spans is None:
+        raise TraceError("this replication recorded no spans; run it with record_spans=True")
+    epoch_ns = _epoch_ns(epoch)
+    cols = {k: np.asarray(v) for k, v in spans.columns.items()}
+    request = cols["request"]
+    classes = np.asarray(result.requests.class_names, dtype=object)[np.asarray(result.requests.cls)[request]]
+    nodes = list(spans.node_names)
+    services = [_rename(service_of, n) for n in nodes]
+    is_cache = [n in result.caches for n in nodes]
+    start_ns = (epoch_ns + np.rint(cols["start_s"] * 1e9).astype(np.int64)).tolist()
+    end_ns = (epoch_ns + np.rint(cols["end_s"] * 1e9).astype(np.int64)).tolist()
+    run = hashlib.blake2b(f"{result.model_name}/{result.seed_entropy}/{tuple(result.spawn_key)}".encode(),
+                          digest_size=8).hexdigest()
+    extra = _request_data(workload, request, len(result.requests))
+    groups: dict[tuple[int, int], list] = {}
+    rows = zip(request.tolist(), cols["span"].tolist(), cols["parent"].tolist(), cols["node"].tolist(),
+               cols["instance"].tolist(), cols["status"].tolist(), classes.tolist(), start_ns, end_ns)
+    for i, (req, span, parent, node, inst, status, cls, start, end) in enumerate(rows):
+        name = STATUS_NAMES[status]
+        attrs = [_attr("twin.class", cls)]
+        if not is_cache[node]:
+            attrs.append(_attr("http.response.status_code", _HTTP_STATUS[name]))
+        for key, values in extra:
+            value = values[i]
+            if value is not None and (key != "http.request.body.size" or not is_cache[node]):
+                attrs.append(_attr(key, value))
+        groups.setdefault((node, inst), []).append({
+            "traceId": f"{run}{req:016x}", "spanId": f"{span:016x}",
+            "parentSpanId": f"{parent:016x}" if parent >= 0 else "", "name": cls, "kind": _SERVER,
+            "startTimeUnixNano": str(start), "endTimeUnixNano": str(end), "attributes": attrs,
+            "status": {} if name == "ok" else {"code": _ERROR, "message": name},
+        })
+    scope = {"name": "twin.sim", "version": __version__}
+    return {"resourceSpans": [
+        {"resource": {"attributes": [_attr("service.name", services[node]),
+                                     _attr("service.instance.id", f"{nodes[node]}-{inst}")]},
+         "scopeSpans": [{"scope": scope, "spans": group}]}
+        for (node, inst), group in sorted(groups.items())]}
+
+
+def write_otlp_json(doc: dict, path, *, spans_per_line: int | None = 10_000) -> Path:
+    """Write ``doc`` as JSON Lines the way the collector's file exporter does: one compact OTLP
+    document per line, each with at most ``spans_per_line`` spans (``None``: the whole document
+    on one line), so that large files read line by line.  ``.gz`` compresses, reproducibly.
+
+    >>> import tempfile
+    >>> path = write_otlp_json({"resourceSpans": []}, Path(tempfile.mkdtemp()) / "empty.otlp.json")
+    >>> path.read_text()
+    '{"resourceSpans":[]}\\n'
+    """
+    path = Path(path)
+    if spans_per_line is not None and spans_per_line < 1:
+        raise TraceError(f"spans_per_line must be at least 1, got {spans_per_line}")
+    docs = [doc] if spans_per_line is None else _batches(doc, spans_per_line)
+    data = "".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs).encode()
+    try:
+        with open(path, "wb") as f:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(filename="", fileobj=f, mode="wb", mtime=0) as gz:
+                    gz.write(data)
+            else:
+                f.write(data)
+    except OSError as e:
+        raise TraceError(f"{path}: cannot write ({e})") from None
+    return path
+
+
+def _batches(doc: dict, size: int) -> list[dict]:
+    """``doc`` cut into documents of ``size`` spans (the last fewer), resources and scopes repeated."""
+    out, line, room = [], [], size
+    for rs in doc.get("resourceSpans", []):
+        resource = {k: v for k, v in rs.items() if k != "scopeSpans"}
+        for ss in rs.get("scopeSpans", []):
+            scope, spans, lo = {k: v for k, v in ss.items() if k != "spans"}, ss.get("spans", []), 0
+            while True:
+                chunk = spans[lo:lo + room]
+                line.append({**resource, "scopeSpans": [{**scope, "spans": chunk}]})
+                lo, room = lo + len(chunk), room - len(chunk)
+                if not room:
+                    out.append({"resourceSpans": line})
+                    line, room = [], size
+                if lo >= len(spans):
+                    break
+    if line or not out:
+        out.append({"resourceSpans": line})
+    return out
+
+
+def _epoch_ns(epoch) -> int:
+    try:
+        ts = pd.Timestamp(epoch)
+    except (TypeError, ValueError) as e:
+        raise TraceError(f"epoch {epoch!r} is not a time ({e})") from None
+    if ts is pd.NaT or ts.tzinfo is None:
+        raise TraceError(f"epoch {epoch!r} needs a time zone, e.g. pd.Timestamp('2024-05-01', tz='UTC')")
+    return int(ts.value)  # nanoseconds since the Unix epoch, UTC
+
+
+def _rename(service_of, node: str) -> str:
+    if service_of is None:
+        return node
+    name = service_of.get(node, node) if isinstance(service_of, Mapping) else service_of(node)
+    if not isinstance(name, str) or not name:
+        raise TraceError(f"service_of gave {name!r} for node {node!r}; expected a non-empty service name")
+    return name
+
+
+def _request_data(workload, request: np.ndarray, n_requests: int) -> list[tuple[str, list]]:
+    """(attribute, value per span or None) for what the workload knows about each span's request."""
+    if workload is None:
+        return []
+    if len(workload) != n_requests:
+        raise TraceError(f"the workload has {len(workload)} requests but the replication ran {n_requests}")
+    size = np.asarray(workload.size_bytes)[request]
+    key = np.asarray(workload.key)[request]
+    session = np.asarray(workload.session)[request]
+    return [("http.request.body.size", [int(s) for s in size.tolist()]),
+            ("twin.key", [str(k) if k >= 0 else None for k in key.tolist()]),
+            ("session.id", [str(s) if s >= 0 else None for s in session.tolist()])]
+
+
+def _attr(key: str, value) -> dict:
+    if isinstance(value, (int, np.integer)):
+        return {"key": key, "value": {"intValue": str(int(value))}}
+    return {"key": key, "value": {"stringValue": str(value)}}
