@@ -136,8 +136,12 @@ def test_mapping_errors_list_the_file_columns(csv):
         read_request_log(path, columns={**MAPPING, "latency_s": "latency"})
     with pytest.raises(TraceError, match="'endpoint_name' in the column mapping are not trace columns"):
         read_request_log(path, columns={**MAPPING, "endpoint_name": "endpoint"})
-    with pytest.raises(TraceError, match="map the file's columns onto 'class', 'latency_s'"):
-        read_request_log(path, columns={"timestamp": "ts"})
+    with pytest.raises(TraceError, match="map the file's columns onto 'timestamp'"):
+        read_request_log(path, columns={"class": "endpoint"})
+    # without class and latency: arrivals only, said so
+    frame, report = read_request_log(path, columns={"timestamp": "ts"})
+    assert set(frame["class"]) == {"request"} and frame["latency_s"].isna().all()
+    assert any("no latency column" in w for w in report.warnings)
 
 
 @pytest.mark.parametrize("latency,reason", [("", "missing or negative latency"), ("-1", "missing or negative latency"),

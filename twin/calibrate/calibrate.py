@@ -241,16 +241,21 @@ def _calibrate_caches(data, spans, base, prov, warnings, rng) -> None:
 
 
 def assess(cal: Calibration, *, replications: int = 5, seed: int = 0, thresholds: Thresholds = Thresholds(),
-           jobs: int = 1, progress=None) -> tuple[Fidelity, list]:
+           jobs: int = 1, progress=None, warmup_s: float | None = None) -> tuple[Fidelity, list]:
     """Replay the held-out requests through the calibrated twin and compare (see ``fidelity``).
 
-    The replay starts a little before the split (warm-up, up to 10% of the held-out span or
-    300 s) so that the twin is as busy as the real system when the held-out part begins.
+    The replay starts ``warmup_s`` before the split, replaying the end of the calibration part
+    unmeasured, so that the twin's queues and caches are as full as the real system's when the
+    held-out part begins.  Default: a quarter of the held-out span, at least 120 s (caches fill
+    slowly), at most the whole calibration part.
     """
     test = roots(cal.split.test)
     end = cal.trace["timestamp"].iloc[-1]
     held_s = (end - cal.split.at).total_seconds()
-    warm = pd.Timedelta(seconds=min(0.1 * held_s, 300.0))
+    train_s = (cal.split.at - cal.trace["timestamp"].iloc[0]).total_seconds()
+    if warmup_s is None:
+        warmup_s = max(120.0, 0.25 * held_s)
+    warm = pd.Timedelta(seconds=min(warmup_s, train_s))
     start = cal.split.at - warm
     replay = roots(cal.trace[(cal.trace["timestamp"] >= start) & (cal.trace["timestamp"] <= end)])
     workload = arrival_table(replay, cal.model, cal.classes, cal.keys, start=start, end=end)

@@ -4,6 +4,13 @@ The held-out part of the trace is replayed through the twin (its real arrival ti
 sizes and keys), and the twin's latencies are compared with the real ones, overall and per
 class: the two-sample Kolmogorov-Smirnov statistic, the relative error of p50/p95/p99,
 throughput and error rate.  A verdict holds the rows that carry a threshold to it.
+
+A held-out sample is itself uncertain: its p95 from 3,000 requests is known to a few percent
+only.  Each row carries that sampling noise (the 95% half-width of the trace's own estimate:
+order-statistic interval for quantiles, the two-sample critical value for KS).  A row fails when
+its error exceeds the threshold by more than that noise; otherwise it is judged only when its
+noise is at most half its threshold, else the data cannot tell a pass from a fail and the row
+says so.
 """
 
 from __future__ import annotations
@@ -40,9 +47,10 @@ class Row:
     twin: float
     error: float  # KS statistic, or relative error, or absolute difference of rates
     threshold: float | None
-    passed: bool | None
+    passed: bool | None  # None: not judged (no threshold, or too noisy to judge)
     n_trace: int
     n_twin: int
+    noise: float = math.nan  # 95% sampling half-width of the trace's own figure, in the error's unit
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,19 @@ class Fidelity:
     samples: dict = field(default_factory=dict, compare=False, repr=False)  # scope -> (trace, twin) latencies
 
     @property
+    def verdict(self) -> str:
+        """'not faithful' if any judged row fails; 'faithful' if none fails and the headline rows
+        (overall KS and p95) were judged; else 'undetermined' (too few held-out requests)."""
+        if any(r.passed is False for r in self.rows):
+            return "not faithful"
+        headline = [r for r in self.rows if r.scope == "all" and r.metric in ("latency KS", "latency p95 (s)")]
+        if headline and all(r.passed for r in headline):
+            return "faithful"
+        return "undetermined"
+
+    @property
     def passed(self) -> bool:
-        return all(r.passed is not False for r in self.rows)
+        return self.verdict == "faithful"
 
     def failures(self) -> list[Row]:
         return [r for r in self.rows if r.passed is False]
@@ -64,7 +83,7 @@ class Fidelity:
         def clean(v):
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
-        return {"verdict": "faithful" if self.passed else "not faithful", "window_s": self.window_s,
+        return {"verdict": self.verdict, "window_s": self.window_s,
                 "replications": self.replications, "thresholds": asdict(self.thresholds),
                 "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in self.rows]}
 
@@ -73,10 +92,24 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / abs(b) if b else (0.0 if a == b else math.inf)
 
 
-def _judge(value: float, limit: float | None, enough: bool) -> tuple[float | None, bool | None]:
-    if limit is None or not enough:
+def _judge(value: float, limit: float | None, enough: bool, noise: float = 0.0) -> tuple[float | None, bool | None]:
+    """Fail what is beyond the limit even allowing for noise; else judge only what noise permits."""
+    if limit is None:
         return None, None
+    if enough and value > limit + noise:
+        return limit, False
+    if not enough or not noise <= limit / 2:
+        return limit, None
     return limit, bool(value <= limit)
+
+
+def quantile_noise(sorted_x: np.ndarray, q: float) -> float:
+    """Relative 95% half-width of the q-quantile of a sample (distribution-free order statistics)."""
+    n = len(sorted_x)
+    half = 1.96 * math.sqrt(n * q * (1 - q))
+    lo, hi = int(max(0, math.floor(n * q - half))), int(min(n - 1, math.ceil(n * q + half)))
+    mid = float(np.quantile(sorted_x, q))
+    return (float(sorted_x[hi]) - float(sorted_x[lo])) / 2 / mid if mid > 0 else math.inf
 
 
 def compare(observed: pd.DataFrame, observed_class: pd.Series, results: list[ReplicationResult], *,
@@ -117,19 +150,22 @@ def compare(observed: pd.DataFrame, observed_class: pd.Series, results: list[Rep
         samples[scope] = (a, b)
         if n_a and n_b:
             ks = float(stats.ks_2samp(a, b).statistic)
-            limit, ok = _judge(ks, t.max_ks, enough)
-            rows.append(Row(scope, "latency KS", math.nan, math.nan, ks, limit, ok, n_a, n_b))
+            ks_noise = 1.358 * math.sqrt(1 / n_a + 1 / n_b)  # two-sample KS critical value at 5%
+            limit, ok = _judge(ks, t.max_ks, enough, ks_noise)
+            rows.append(Row(scope, "latency KS", math.nan, math.nan, ks, limit, ok, n_a, n_b, ks_noise))
             qa, qb = np.percentile(a, QUANTILES), np.percentile(b, QUANTILES)
+            sa = np.sort(a)
             for q, x, y in zip(QUANTILES, qa, qb):
                 err = _rel(float(y), float(x))
-                limit, ok = _judge(err, limits[q], enough)
-                rows.append(Row(scope, f"latency p{q} (s)", float(x), float(y), err, limit, ok, n_a, n_b))
+                noise = quantile_noise(sa, q / 100)
+                limit, ok = _judge(err, limits[q], enough, noise)
+                rows.append(Row(scope, f"latency p{q} (s)", float(x), float(y), err, limit, ok, n_a, n_b, noise))
         thr_trace = float((mine_trace & ok_trace).sum()) / window_s
         thr_twin = float((mine_twin & ok_twin).sum()) / window_s / n_reps
         err = _rel(thr_twin, thr_trace)
         limit, ok = _judge(err, t.max_throughput_error, enough)
         rows.append(Row(scope, "throughput (req/s)", thr_trace, thr_twin, err, limit, ok, int(mine_trace.sum()),
-                        int(mine_twin.sum())))
+                        int(mine_twin.sum()), 0.0))
         e_trace = float((~ok_trace[mine_trace]).mean()) if mine_trace.any() else math.nan
         e_twin = float((~ok_twin[mine_twin]).mean()) if mine_twin.any() else math.nan
         rows.append(Row(scope, "error rate", e_trace, e_twin, abs(e_twin - e_trace), None, None,

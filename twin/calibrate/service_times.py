@@ -1,10 +1,12 @@
 """Service times from a trace: what each service spends on a request itself, not its latency.
 
 With spans, a service's own time is the span's exclusive time (its duration minus the time its
-callees took).  With only request latencies (an access log), latency is queueing plus service;
-in the quietest periods queueing is negligible, so the latencies seen there estimate the
-service time, and the utilisation law (S = U c / X) checks or corrects the mean when a
-utilisation series is given.
+callees took).  With only request latencies (an access log), latency is queueing plus service.  Each log line
+gives a request's arrival and completion, so the number of requests in progress when it arrived
+is known; one that found fewer in progress than there are workers did not queue, and its
+latency *is* its service time.  Those requests are the sample.  (Where that leaves too few, the
+quietest periods are used instead.)  The utilisation law (S = U c / X) is reported beside it
+when a utilisation series is given.
 """
 
 from __future__ import annotations
@@ -96,23 +98,59 @@ def quiet_latencies(requests: pd.DataFrame, *, window_s: float | None = None,
     return requests["latency_s"].to_numpy(dtype=float)[quiet], window_s, float(limit) / window_s
 
 
+def unqueued_latencies(requests: pd.DataFrame, servers: int) -> np.ndarray:
+    """Latencies of requests that found fewer than ``servers`` requests in progress on arrival.
+
+    In progress at t: arrived before t and not yet completed (completion = arrival + latency).
+    With several instances behind a load balancer a request may still have queued on a busy
+    instance while another was free; the count is then a close, slightly generous filter.
+    """
+    start = (requests["timestamp"] - requests["timestamp"].iloc[0]).dt.total_seconds().to_numpy()
+    lat = requests["latency_s"].to_numpy(dtype=float)
+    order = np.argsort(start, kind="stable")
+    start, lat = start[order], lat[order]
+    ends = np.sort(start + lat)
+    arrived_before = np.arange(len(start))
+    done_before = np.searchsorted(ends, start, side="right")
+    return lat[arrived_before - done_before < servers]
+
+
 def fit_from_latency(service: str, requests: pd.DataFrame, *, rng: np.random.Generator,
-                     utilisation: pd.Series | None = None, servers: int = 1) -> ServiceFit:
+                     utilisation: pd.Series | None = None, servers: int = 1,
+                     min_samples: int = 500) -> ServiceFit:
     """Service time of a service seen only through its request latencies (no downstream calls)."""
-    lat, window_s, rate = quiet_latencies(requests)
-    try:
-        fit = fit_distribution(lat, rng=rng)
-    except TooFewSamples:
-        fit = fit_distribution(requests["latency_s"].to_numpy(dtype=float), rng=rng)
-    notes = [f"latency of the requests in the quietest 20% of {window_s:g} s windows (<= {rate:.3g} req/s), "
-             f"where queueing is assumed negligible"]
-    if utilisation is not None and len(utilisation):
-        # utilisation law per window: S = U c / X
-        t = requests.set_index("timestamp")["latency_s"]
-        per = t.resample(pd.Timedelta(seconds=window_s)).count() / window_s
-        u = utilisation.reindex(per.index, method="nearest", tolerance=pd.Timedelta(seconds=window_s))
-        law = (u * servers / per).replace([np.inf, -np.inf], np.nan).dropna()
-        if len(law):
-            notes.append(f"utilisation law: mean service time {float(law.median()):.4g} s over {len(law)} windows "
-                         f"(quiet-latency fit: {fit.dist.mean():.4g} s)")
-    return ServiceFit(service, fit, source="quiet-period latency", notes=tuple(notes))
+    lat = unqueued_latencies(requests, servers)
+    if len(lat) >= min_samples:
+        source = "latency of unqueued requests"
+        notes = [f"{len(lat):,} of {len(requests):,} requests found a free worker (of {servers}) on arrival; "
+                 f"their latency is their service time"]
+    else:
+        lat, window_s, rate = quiet_latencies(requests)
+        source = "quiet-period latency"
+        notes = [f"latency of the requests in the quietest 20% of {window_s:g} s windows (<= {rate:.3g} req/s), "
+                 f"where queueing is assumed negligible"]
+    fit = fit_distribution(lat, rng=rng)
+    law = utilisation_law(requests, utilisation, servers) if utilisation is not None else None
+    if law is not None:
+        notes.append(f"utilisation law: mean service time {law[0]:.4g} s (median over {law[1]} windows of the "
+                     f"utilisation series) against {fit.dist.mean():.4g} s fitted")
+    return ServiceFit(service, fit, source=source, notes=tuple(notes))
+
+
+def utilisation_law(requests: pd.DataFrame, utilisation: pd.Series, servers: int) -> tuple[float, int] | None:
+    """Mean service time from the utilisation law S = U c / X, per interval of the series.
+
+    ``utilisation`` is the busy fraction of all ``servers`` workers, indexed by UTC time; X is the
+    trace's completions per second in the same intervals.  Returns (median S, intervals used).
+    """
+    u = utilisation.dropna()
+    if len(u) < 3:
+        return None
+    step = pd.Series(u.index).diff().median()
+    counts = requests.set_index("timestamp")["latency_s"].resample(step).count() / step.total_seconds()
+    both = pd.concat({"u": u.resample(step).mean(), "x": counts}, axis=1, join="inner").dropna()
+    both = both[(both["x"] > 0) & (both["u"] > 0)]
+    if both.empty:
+        return None
+    law = both["u"] * servers / both["x"]
+    return float(law.median()), int(len(law))

@@ -26,10 +26,13 @@ def _num(x: float, digits: int = 4) -> str:
 def _fidelity_rows(fid: Fidelity) -> list[list[str]]:
     out = []
     for r in fid.rows:
-        verdict = "–" if r.passed is None else ("pass" if r.passed else "FAIL")
+        verdict = ("–" if r.threshold is None else "too noisy to judge") if r.passed is None else (
+            "pass" if r.passed else "FAIL")
         limit = "" if r.threshold is None else f"≤ {r.threshold:g}"
-        err = f"{r.error:.1%}" if r.metric.startswith(("latency p", "throughput")) else f"{r.error:.3f}"
-        out.append([r.scope, r.metric, _num(r.trace), _num(r.twin), err, limit, verdict, f"{r.n_trace:,}",
+        pct = r.metric.startswith(("latency p", "throughput"))
+        err = f"{r.error:.1%}" if pct else f"{r.error:.3f}"
+        noise = "" if not math.isfinite(r.noise) else (f"±{r.noise:.1%}" if pct else f"±{r.noise:.3f}")
+        out.append([r.scope, r.metric, _num(r.trace), _num(r.twin), err, noise, limit, verdict, f"{r.n_trace:,}",
                     f"{r.n_twin:,}"])
     return out
 
@@ -116,9 +119,11 @@ def _figures(cal: Calibration, fid: Fidelity) -> list[str]:
 def render(cal: Calibration, fid: Fidelity | None, *, title: str | None = None) -> str:
     m = cal.model
     prov = m.provenance or {}
-    verdict = ("<p style='font-size:1.2em'><b>Verdict: " + ("<span style='color:#1a7f37'>faithful</span>"
-               if fid.passed else "<span style='color:#c62828'>not faithful</span>") +
-               f"</b> on {prov['requests']['held_out']:,} held-out requests, {fid.replications} replays</p>"
+    colour = {"faithful": "#1a7f37", "not faithful": "#c62828", "undetermined": "#b26a00"}
+    verdict = (f"<p style='font-size:1.2em'><b>Verdict: <span style='color:{colour[fid.verdict]}'>{fid.verdict}"
+               f"</span></b> on {prov['requests']['held_out']:,} held-out requests, {fid.replications} replays"
+               + (" (too few held-out requests to judge the overall KS and p95)" if fid.verdict == "undetermined"
+                  else "") + "</p>"
                if fid else "<p><b>No fidelity check</b>: the trace has no latencies to compare.</p>")
     inputs = "".join(f"<li>{html.escape(str(i.get('file')))}: {i.get('format')}, {i.get('rows', 0):,} rows"
                      + (f", {i['malformed']} malformed skipped" if i.get("malformed") else "") + "</li>"
@@ -135,8 +140,11 @@ def render(cal: Calibration, fid: Fidelity | None, *, title: str | None = None) 
                         + "</ul>")
     if fid:
         sections += ["<h2>Fidelity (held-out requests)</h2>",
-                     table(["scope", "metric", "trace", "twin", "error", "threshold", "verdict", "n trace",
-                            "n twin"], _fidelity_rows(fid))]
+                     "<p class='meta'>±noise: the 95% sampling uncertainty of the held-out trace's own figure. A row "
+                     "fails when its error exceeds the threshold by more than the noise; otherwise it is judged "
+                     "only when the noise is at most half the threshold.</p>",
+                     table(["scope", "metric", "trace", "twin", "error", "±noise", "threshold", "verdict",
+                            "n trace", "n twin"], _fidelity_rows(fid))]
     sections += ["<h2>Request classes</h2>", table(["class", "share", "entry", "labels", "error rate"], [
         [c, f"{m.classes[c].share:.3f}", m.classes[c].entry, ", ".join(info["labels"])[:80],
          f"{info['error_rate']:.4f}"] for c, info in prov.get("classes", {}).items()])]

@@ -92,4 +92,16 @@ def read_traces(paths, **options) -> tuple[pd.DataFrame, list[dict]]:
     return conform(merged, ", ".join(str(p) for p in paths), require_latency=False), inputs
 
 
-__all__ = ["COLUMNS", "FORMATS", "ReadReport", "TraceError", "conform", "read_trace", "read_traces", "sniff"]
+def read_series(path, *, time_zone: str | None = None) -> pd.Series:
+    """One metric series (the first value column) from a metric CSV or a Prometheus JSON file."""
+    from .metrics import read_metric_csv, read_prometheus
+
+    path = Path(path)
+    frame, _ = read_prometheus(path) if path.suffix.lower() == ".json" else read_metric_csv(path, time_zone=time_zone)
+    if frame.shape[1] == 0:
+        raise TraceError(f"{path}: no value column")
+    return frame.iloc[:, 0]
+
+
+__all__ = ["COLUMNS", "FORMATS", "ReadReport", "TraceError", "conform", "read_series", "read_trace",
+           "read_traces", "sniff"]

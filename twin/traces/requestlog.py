@@ -22,7 +22,7 @@ from pandas.api.types import union_categoricals
 from .schema import COLUMNS, ReadReport, TraceError, conform
 
 UNIT_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-REQUIRED = ("timestamp", "class", "latency_s")
+REQUIRED = ("timestamp",)  # a log without class or latency still tells arrivals, mix and sizes
 KEEP_GOING_HINT = "(use --keep-going to skip them)"
 
 # An offset written after a time of day: Z, +01:00, +0100, +01, or a UTC/GMT suffix.
@@ -260,8 +260,11 @@ def _chunk_to_contract(raw: pd.DataFrame, mapping: dict[str, str], *, first: int
     raw = raw.reset_index(drop=True)
     out: dict[str, object] = {"timestamp": parse_time(raw[mapping["timestamp"]], first)}
     masks = {"an unreadable or missing timestamp": out["timestamp"].isna().to_numpy()}
-    lat = pd.to_numeric(raw[mapping["latency_s"]], errors="coerce").astype("float64") * latency_factor
-    masks["a missing or negative latency"] = (lat.isna() | (lat < 0) | ~np.isfinite(lat.fillna(0))).to_numpy()
+    if "latency_s" in mapping:
+        lat = pd.to_numeric(raw[mapping["latency_s"]], errors="coerce").astype("float64") * latency_factor
+        masks["a missing or negative latency"] = (lat.isna() | (lat < 0) | ~np.isfinite(lat.fillna(0))).to_numpy()
+    else:
+        lat = pd.Series(np.nan, index=raw.index)
     out["latency_s"] = lat
     for name in ("class", "service"):
         if name in mapping:
@@ -301,6 +304,8 @@ def _chunk_to_contract(raw: pd.DataFrame, mapping: dict[str, str], *, first: int
             frame[name] = frame[name].astype("category")
     if "service" not in frame:
         frame["service"] = category(service, len(frame))
+    if "class" not in frame:
+        frame["class"] = category("request", len(frame))
     return frame
 
 
@@ -390,7 +395,8 @@ def read_request_log(path, *, columns: dict[str, str] | None = None, time_unit: 
     """Read a CSV or Parquet request log (chosen by suffix) into the trace contract.
 
     ``columns`` maps contract names to the file's column names; contract names the file already
-    uses map to themselves.  ``timestamp``, ``class`` and ``latency_s`` are required; ``service``
+    uses map to themselves.  Only ``timestamp`` is required: without ``class`` every request is of
+    one class, 'request'; without ``latency_s`` latencies are NaN (the report says so); ``service``
     is the constant service name when no column is mapped to it.  Timestamps may be ISO strings
     with an offset (kept exact; one offset per column), naive strings (read in ``time_zone``, which
     is then required), or epoch numbers in ``time_unit`` ('s', 'ms', 'us', 'ns').  Latencies (and
@@ -426,4 +432,8 @@ def read_request_log(path, *, columns: dict[str, str] | None = None, time_unit: 
         batches.close()  # closes the file now, even when a chunk was refused
     problems.raise_unless(keep_going)
     report.warnings += parse_time.warnings() + disorder.warnings()
-    return finish(chunks, report), report
+    if "class" not in mapping:
+        report.warnings.append("no class column mapped: every request is of one class, 'request'")
+    if "latency_s" not in mapping:
+        report.warnings.append("no latency column mapped: arrivals, mix and sizes only")
+    return finish(chunks, report, require_latency="latency_s" in mapping), report
