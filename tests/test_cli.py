@@ -158,3 +158,16 @@ def test_out_never_deletes_a_folder_that_is_not_a_run(tmp_path):
         out = twin("simulate", MM1, "--duration", 50, "--warmup", 5, "--replications", 1, "--out", run)
         assert out.returncode == 0, out.stderr
     assert (run / ".twin-run").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["run", "victim"]
+
+
+@pytest.mark.parametrize("name", ["trace.parquet", "trace.jsonl"])
+def test_simulate_writes_a_trace_calibration_can_read(tmp_path, name):
+    from twin.traces import read_traces
+
+    out = twin("simulate", MODELS / "reference" / "traced_shop.yaml", "--rate", 20, "--duration", 30,
+               "--replications", 1, "--trace", tmp_path / name)
+    assert out.returncode == 0, out.stderr
+    trace, _ = read_traces([tmp_path / name])
+    assert set(trace["service"].astype(str)) == {"frontend", "cache", "catalog", "orders", "payments", "db"}
+    browse = trace[(trace["parent_id"].isna()) & (trace["class"].astype(str) == "browse")]
+    assert browse["key"].notna().all() and browse["bytes_in"].notna().all()  # the arrival table's data

@@ -8,7 +8,7 @@ from tests.conftest import ROOT
 from tests.test_cli import twin
 from twin.spec import load_model
 
-MODELS = ROOT / "tests" / "fixtures" / "models"
+MODELS = ROOT / "models" / "reference"
 FIXTURES = ROOT / "tests" / "fixtures" / "traces"
 
 
@@ -22,7 +22,7 @@ def trace(tmp_path_factory):
 @pytest.mark.slow
 def test_calibrate_writes_model_and_report(trace, tmp_path):
     out = tmp_path / "models" / "shop.yaml"
-    res = twin("calibrate", trace, "--model", MODELS / "traced_shop_skeleton.yaml", "-o", out, "--replications", 2)
+    res = twin("calibrate", trace, "--model", MODELS / "traced_shop.skeleton.yaml", "-o", out, "--replications", 2)
     assert res.returncode == 0, res.stderr
     assert "verdict:" in res.stdout and "fidelity on held-out requests" in res.stdout
     model = load_model(out)  # a normal model, loadable as any other
@@ -39,7 +39,7 @@ def test_a_wrong_skeleton_is_caught_and_strict_fails(trace, tmp_path):
     # the skeleton says orders has one worker where production had eight: the twin queues where
     # the real system did not, and the held-out comparison must say so
     skeleton = tmp_path / "s.yaml"
-    skeleton.write_text((MODELS / "traced_shop_skeleton.yaml").read_text().replace(
+    skeleton.write_text((MODELS / "traced_shop.skeleton.yaml").read_text().replace(
         "orders: {instances: 2, workers: 4}", "orders: {instances: 1, workers: 1}"))
     res = twin("calibrate", trace, "--model", skeleton, "-o", tmp_path / "m.yaml", "--replications", 2, "--strict")
     assert res.returncode == 1 and "verdict: not faithful" in res.stdout
@@ -58,7 +58,7 @@ def _bad(tmp_path, *args):
 
 def test_service_missing_from_the_skeleton(trace, tmp_path):
     skeleton = tmp_path / "s.yaml"
-    text = (MODELS / "traced_shop_skeleton.yaml").read_text().replace("  payments: {workers: 16}\n", "")
+    text = (MODELS / "traced_shop.skeleton.yaml").read_text().replace("  payments: {workers: 16}\n", "")
     skeleton.write_text(text)
     line = _bad(tmp_path, trace, "--model", skeleton, "-o", tmp_path / "m.yaml")
     assert "services payments appear in the trace but not in the skeleton" in line
@@ -93,7 +93,7 @@ def test_bad_request_logs(tmp_path, content, message):
 
 
 def test_output_must_be_yaml_and_skeleton_valid(trace, tmp_path):
-    assert "expected a .yaml file" in _bad(tmp_path, trace, "--model", MODELS / "traced_shop_skeleton.yaml",
+    assert "expected a .yaml file" in _bad(tmp_path, trace, "--model", MODELS / "traced_shop.skeleton.yaml",
                                            "-o", tmp_path / "m.json")
     skeleton = tmp_path / "s.yaml"
     skeleton.write_text("name: x\nservices:\n  web: {workrs: 8}\n")

@@ -92,15 +92,18 @@ def cmd_simulate(args) -> int:
         rate = args.rate or d.rate_per_s
         duration = args.duration or d.duration_s
         source = PoissonArrivals(rate, duration)
-    warmup = d.warmup_s if args.warmup is None else args.warmup
+    # the model's warm-up, unless the user shortened the run below it
+    warmup = min(d.warmup_s, duration / 5) if args.warmup is None else args.warmup
     if warmup >= duration:
         raise SpecError([Problem("--warmup", f"expected a warm-up shorter than the duration ({duration:g} s), "
                                              f"got {warmup:g}")])
     replications = args.replications or d.replications
     jobs = args.jobs or min(default_jobs(), replications)
+    if args.trace and args.trace.suffix.lower() not in (".parquet", ".json", ".jsonl", ".gz"):
+        raise TwinError(f"--trace {args.trace}: expected a .parquet, .json or .jsonl file")
     with _Progress(not args.json) as bar:
         results = run_replications(model, source, replications=replications, seed=args.seed, jobs=jobs,
-                                   warmup_s=warmup, record_spans=args.spans,
+                                   warmup_s=warmup, record_spans=args.spans or bool(args.trace),
                                    progress=lambda k: bar.update(f"simulating {model.name}", k, replications))
     summary = summarize(results)
     meta = {"model_file": str(args.model), "workload_file": str(args.workload) if args.workload else None,
@@ -109,6 +112,8 @@ def cmd_simulate(args) -> int:
     if args.out:
         with atomic_directory(args.out) as scratch:
             write_simulation(scratch, model=model, results=results, summary=summary, meta=meta)
+    if args.trace:
+        _write_trace(args.trace, results[0], source, model, args.seed)
     if args.json:
         print(json.dumps({**meta, **summary.to_dict()}, indent=2, allow_nan=False))
         return 0
@@ -140,6 +145,25 @@ def cmd_simulate(args) -> int:
     if args.out:
         console.print(f"results written to {args.out}/ (open {Path(args.out) / 'report.html'} in a browser)")
     return 0
+
+
+def _write_trace(path: Path, result, source, model, seed: int) -> None:
+    """The first replication's spans as a production trace would hold them (Parquet or OTLP JSON)."""
+    import pandas as pd
+
+    from .sim import Workload, replication_seeds
+    from .sim.streams import substream
+    from .traces.export import twin_spans_to_frame, twin_spans_to_otlp, write_otlp_json
+
+    epoch = pd.Timestamp("2026-01-05T10:00:00Z")  # fixed: the same run gives the same file
+    # the first replication's arrival table, drawn again from its own stream (sizes and keys)
+    work = source if isinstance(source, Workload) else source.generate(
+        model, substream(replication_seeds(seed, 1)[0], "workload"))
+    name = path.name.lower()
+    if name.endswith((".json", ".jsonl", ".json.gz", ".jsonl.gz")):
+        write_otlp_json(twin_spans_to_otlp(result, epoch=epoch, workload=work), path)
+    else:
+        twin_spans_to_frame(result, epoch=epoch, workload=work).to_parquet(path)
 
 
 def default_validation_dir() -> Path:
@@ -307,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay an arrival table (CSV or Parquet: time_s, class[, size_bytes, key, session]) "
                         "instead of a Poisson stream; every replication sees the same arrivals")
     p.add_argument("--duration", type=_positive, help="simulated seconds per replication")
-    p.add_argument("--warmup", type=_nonneg, help="seconds discarded at the start of each replication")
+    p.add_argument("--warmup", type=_nonneg, help="seconds discarded at the start of each replication "
+                                                   "(default: the model's, at most a fifth of the duration)")
     p.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
     p.add_argument("--replications", type=_count, help="independent replications")
     p.add_argument("--jobs", type=_count, help="processes to run replications in (default: CPUs)")
@@ -316,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="set a tunable by name, e.g. memory_size=512MiB (repeatable)")
     p.add_argument("--spans", action="store_true", help="also record one span per visit (spans.parquet)")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="write the first replication's spans as a production trace: Parquet (the trace "
+                        "contract), or OTLP JSON for .json/.jsonl; what `twin calibrate` reads")
     p.add_argument("--out", type=Path, metavar="DIR", help="write summary, records and report.html here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     p.set_defaults(func=cmd_simulate)

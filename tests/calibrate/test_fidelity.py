@@ -19,3 +19,22 @@ def test_quantile_noise_shrinks_with_the_sample():
     small = quantile_noise(np.sort(rng.exponential(1.0, 1000)), 0.95)
     large = quantile_noise(np.sort(rng.exponential(1.0, 100_000)), 0.95)
     assert 0.05 < small < 0.2 and large < small / 5
+
+
+def test_drift_and_rate_warnings():
+    import pandas as pd
+
+    from twin.calibrate.checks import drift_warnings, rate_warnings, sample_warnings
+
+    rng = np.random.default_rng(1)
+    times = pd.Series(pd.date_range("2026-01-01", periods=3000, freq="s", tz="UTC"))
+    steady = rng.exponential(0.01, 3000)
+    assert drift_warnings(times, steady, "x") == []
+    changed = np.concatenate([rng.exponential(0.01, 1500), rng.exponential(0.02, 1500)])
+    [w] = drift_warnings(times, changed, "api's service time")
+    assert "api's service time changed" in w and "not stationary" in w
+    bursty = pd.Series(pd.to_datetime(np.concatenate([np.linspace(0, 100, 2000), np.linspace(100, 1000, 500)]),
+                                      unit="s", utc=True))
+    assert "arrival rate moves" in rate_warnings(bursty)[0]
+    assert sample_warnings({"service db": 50, "service api": 5000}) == [
+        "service db: only 50 samples; its fitted distribution is rough"]

@@ -17,7 +17,7 @@ from twin.calibrate.skeleton import load_skeleton
 from twin.spec import load_model, validate_model
 from twin.traces import read_traces
 
-FIXTURES = ROOT / "tests" / "fixtures" / "models"
+FIXTURES = ROOT / "models" / "reference"
 TRUTH = load_model(FIXTURES / "traced_shop.yaml")
 
 
@@ -26,7 +26,7 @@ def shop(tmp_path_factory):
     path = tmp_path_factory.mktemp("shop") / "trace.jsonl"
     otlp_trace(TRUTH, path, rate_per_s=60, duration_s=1200)
     trace, inputs = read_traces([path])
-    cal = calibrate(trace, load_skeleton(FIXTURES / "traced_shop_skeleton.yaml"), inputs=inputs)
+    cal = calibrate(trace, load_skeleton(FIXTURES / "traced_shop.skeleton.yaml"), inputs=inputs)
     fid, results = assess(cal, replications=5, seed=0)
     return cal.with_fidelity(fid), fid, results
 
@@ -130,3 +130,47 @@ def test_latency_only_logs_separate_queueing_from_service(tmp_path):
     assert rows[("all", "latency p95 (s)")].error <= 0.05
     assert set(cal.model.classes) == {"GET_items", "POST_orders"}
     assert cal.model.classes["GET_items"].share == pytest.approx(0.7, abs=0.02)
+
+
+@pytest.mark.slow
+def test_a_span_table_in_parquet_calibrates_the_same(shop, tmp_path):
+    cal, _, _ = shop
+    table = cal.trace.copy()
+    table["timestamp"] = table["timestamp"].dt.tz_convert("Europe/Paris")  # zones are kept exact
+    path = tmp_path / "spans.parquet"
+    table.to_parquet(path)
+    trace, _ = read_traces([path])
+    skeleton = load_skeleton(FIXTURES / "traced_shop.skeleton.yaml")
+    again = calibrate(trace, skeleton)
+    for name, fit in cal.services.items():
+        assert again.services[name].pooled.dist.mean() == pytest.approx(fit.pooled.dist.mean(), rel=1e-9)
+    assert [e.to_dict() for e in again.edges] == [e.to_dict() for e in cal.edges]
+    # without the column, only server spans are left to compute it from, and calibration says so
+    table.drop(columns=["exclusive_s"]).to_parquet(path)
+    trace, _ = read_traces([path])
+    assert any("computed from server spans alone" in w for w in calibrate(trace, skeleton).warnings)
+
+
+@pytest.mark.slow
+def test_calibration_holds_under_load(tmp_path):
+    # 200 req/s: the frontend holds its workers through its calls and runs near 80% busy, and
+    # orders queues. Callee queue waits must not leak into callers' service times, and the twin
+    # must be timed as the trace is (from the entry's handler start).
+    import numpy as np
+
+    from twin.sim import PoissonArrivals, run_replication
+    from twin.traces.export import twin_spans_to_frame
+
+    work = PoissonArrivals(200.0, 500.0).generate(TRUTH, np.random.default_rng(5))
+    run = run_replication(TRUTH, work, seed=5, warmup_s=0.0, record_spans=True)
+    assert run.services["frontend"].utilisation > 0.7
+    path = tmp_path / "loaded.parquet"
+    twin_spans_to_frame(run, epoch=EPOCH, workload=work).to_parquet(path)
+    trace, inputs = read_traces([path])
+    cal = calibrate(trace, load_skeleton(FIXTURES / "traced_shop.skeleton.yaml"), inputs=inputs)
+    for name in ("frontend", "orders", "catalog"):
+        true = TRUTH.services[name].service_time_s.mean()
+        assert cal.services[name].pooled.dist.mean() == pytest.approx(true, rel=0.05), name
+    fid, _ = assess(cal, replications=3, seed=0)
+    rows = {(r.scope, r.metric): r for r in fid.rows}
+    assert rows[("all", "latency KS")].error <= 0.05 and fid.verdict != "not faithful", fid.failures()

@@ -13,7 +13,8 @@ from twin.sim import PoissonArrivals, run_replication
 from twin.sim.nodes import OK, REJECTED
 from twin.traces.export import twin_spans_to_otlp, write_otlp_json
 from twin.traces.schema import TraceError
-from twin.traces.spans import CLIENT_CALLER, call_graph, read_otlp_json
+from twin.traces.spangraph import CLIENT_CALLER, call_graph
+from twin.traces.spans import read_otlp_json
 
 EPOCH = pd.Timestamp("2024-05-01 12:00:00", tz="UTC")
 MANY = 100_000  # workers: nobody queues, so a span starts when its call arrives
@@ -88,13 +89,15 @@ def test_document_shape(shop):
     resources = {tuple(a["value"]["stringValue"] for a in rs["resource"]["attributes"]) for rs in doc["resourceSpans"]}
     assert resources == {("api", "api-0"), ("api", "api-1"), ("auth", "auth-0"), ("db", "db-0"), ("c", "c-0")}
     spans = [s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
-    assert len(spans) == len(result.spans.columns["span"])
-    span = spans[0]
+    visits = len(result.spans.columns["span"])
+    assert sum(s["kind"] == 2 for s in spans) == visits  # a server span per visit
+    assert sum(s["kind"] == 3 for s in spans) == visits - len(result.requests)  # a client span per call
+    span = next(s for s in spans if s["kind"] == 2)
     assert len(span["traceId"]) == 32 and len(span["spanId"]) == 16 and span["kind"] == 2
     assert int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"]) > EPOCH.value
     assert sum(s["parentSpanId"] == "" for s in spans) == len(result.requests)
     cache_span = next(s for rs in doc["resourceSpans"] if rs["resource"]["attributes"][0]["value"]["stringValue"] == "c"
-                      for s in rs["scopeSpans"][0]["spans"])
+                      for s in rs["scopeSpans"][0]["spans"] if s["kind"] == 2)
     assert {a["key"] for a in cache_span["attributes"]} == {"twin.class", "twin.key"}  # no HTTP status on a cache
 
 
@@ -115,7 +118,7 @@ def test_failed_visits_become_error_spans(tmp_path):
     rejected = int((result.requests.status == REJECTED).sum())
     assert rejected > 10
     doc = twin_spans_to_otlp(result, epoch=EPOCH)
-    statuses = [s["status"] for rs in doc["resourceSpans"] for s in rs["scopeSpans"][0]["spans"]]
+    statuses = [s["status"] for rs in doc["resourceSpans"] for s in rs["scopeSpans"][0]["spans"] if s["kind"] == 2]
     assert statuses.count({"code": 2, "message": "rejected"}) == 2 * rejected  # at db, and api passing it on
     frame, _ = read_otlp_json(write_otlp_json(doc, tmp_path / "t.json"))
     failed = frame[frame["error"]]
@@ -175,3 +178,33 @@ def test_mistakes_raise_trace_error(tmp_path):
 def _round_trip(m, work, path):
     result = run_replication(m, work, seed=1, warmup_s=0.0, record_spans=True)
     return read_otlp_json(write_otlp_json(twin_spans_to_otlp(result, epoch=EPOCH), path))[0]
+
+
+def test_frame_export_equals_the_otlp_round_trip(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from twin.sim import PoissonArrivals, run_replication
+    from twin.spec import load_model
+    from twin.traces.export import twin_spans_to_frame, twin_spans_to_otlp, write_otlp_json
+    from twin.traces.spans import read_otlp_json
+
+    model = load_model("models/reference/traced_shop.yaml")
+    work = PoissonArrivals(20.0, 60.0).generate(model, np.random.default_rng(3))
+    result = run_replication(model, work, seed=3, warmup_s=0.0, record_spans=True)
+    epoch = pd.Timestamp("2026-02-01T00:00:00Z")
+    direct = twin_spans_to_frame(result, epoch=epoch, workload=work)
+    path = write_otlp_json(twin_spans_to_otlp(result, epoch=epoch, workload=work), tmp_path / "t.jsonl")
+    read, _ = read_otlp_json(path)
+    key = ["trace_id", "span_id"]
+    a = direct.sort_values(key, ignore_index=True)
+    b = read.sort_values(key, ignore_index=True)
+    for column in ("timestamp", "service", "latency_s", "exclusive_s", "parent_id", "error", "status", "key",
+                   "bytes_in"):
+        left, right = a[column], b[column]
+        if column in ("service",):
+            left, right = left.astype(str), right.astype(str)
+        if column in ("latency_s", "exclusive_s", "bytes_in"):
+            assert np.allclose(left.to_numpy(dtype=float), right.to_numpy(dtype=float), atol=1e-9, equal_nan=True)
+        else:
+            assert left.equals(right), column

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from twin.traces.schema import COLUMNS, TraceError
-from twin.traces.spans import (CLIENT, CLIENT_CALLER, SERVER, call_graph, exclusive_times, read_jaeger_json,
-                               read_otlp_json, root_classes, server_spans)
+from twin.traces.spangraph import CLIENT, CLIENT_CALLER, SERVER, call_graph, exclusive_times, root_classes, server_spans
+from twin.traces.spans import read_jaeger_json, read_otlp_json
 
 SPANS = Path(__file__).resolve().parents[1] / "fixtures" / "traces" / "spans"
 T0 = 1700000000123456789  # otlp_shop.json's first span starts here (ns); a float would lose the 789
@@ -58,12 +58,18 @@ def test_otlp_timestamps_are_exact_nanoseconds(shop):
 
 def test_exclusive_time_subtracts_the_union_of_callees(shop):
     s = by_span(shop[0])["exclusive_s"]
-    # frontend 0-100 ms calls cart 12-58 and, in parallel, price 61-89 and 66-94: 100 - 46 - 33
-    assert s["1000000000000001"] == pytest.approx(0.021, abs=1e-12)
-    assert s["1000000000000003"] == pytest.approx(0.030, abs=1e-12)  # 46 - db's 16
+    # frontend 0-100 ms calls cart through a client span 10-60, then price twice in parallel through
+    # client spans 60-90 and 65-95: the calls as the caller saw them cover 10-95, so 100 - 85 = 15.
+    # (The callees' server spans, 12-58, 61-89 and 66-94, would give 21: the gaps are network and
+    # the callees' queues, not the frontend's work.)
+    assert s["1000000000000001"] == pytest.approx(0.015, abs=1e-12)
+    assert s["1000000000000003"] == pytest.approx(0.028, abs=1e-12)  # 46 - the SELECT client span's 18
     assert s["1000000000000006"] == pytest.approx(0.016, abs=1e-12)
-    assert s["2000000000000001"] == pytest.approx(0.012, abs=1e-12)  # 50 - 38
-    assert (exclusive_times(shop[0]) == shop[0]["exclusive_s"]).all()
+    assert s["2000000000000001"] == pytest.approx(0.010, abs=1e-12)  # 50 - the client span's 40
+    # the contract frame keeps server spans only; from it, callees' server spans are all there is
+    assert (exclusive_times(shop[0]) >= shop[0]["exclusive_s"] - 1e-12).all()
+    assert by_span(shop[0].assign(exclusive_s=exclusive_times(shop[0])))["exclusive_s"]["1000000000000001"] == \
+        pytest.approx(0.021, abs=1e-12)
 
 
 def test_status_error_and_attributes(shop):
@@ -169,7 +175,7 @@ def test_jaeger_reader():
     s = by_span(frame)
     assert list(frame["service"]) == ["gateway", "orders", "gateway", "orders", "orders"]
     assert s.loc["00f067aa0ba902b9", "parent_id"] == "00f067aa0ba902b7"  # through the client span
-    assert s.loc["00f067aa0ba902b7", "exclusive_s"] == pytest.approx(0.032, abs=1e-12)
+    assert s.loc["00f067aa0ba902b7", "exclusive_s"] == pytest.approx(0.030, abs=1e-12)  # 80 - client span's 50
     assert s.loc["00f067aa0ba902b9", ["status", "error"]].tolist() == [500, True]
     assert s.loc["00f067aa0ba902b7", ["status", "session"]].tolist() == [200, "alice"]
     assert s.loc["00f067aa0ba902b7", "timestamp"].value == 1700000000000001000  # microseconds, exactly
@@ -372,7 +378,7 @@ def test_a_deep_chain_links_in_few_passes():
     frame, _ = server_spans(raw)
     assert len(frame) == n // 2
     assert list(frame["parent_id"].iloc[1:3]) == [ids[0], ids[2]]
-    assert frame["exclusive_s"].iloc[0] == pytest.approx(4e-9)  # [0, 2n] minus its server child's [2, 2n-2]
+    assert frame["exclusive_s"].iloc[0] == pytest.approx(2e-9)  # [0, 2n] minus its client child's [1, 2n-1]
 
 
 JUNK = [None, [], {}, "", "x", "²", -1, 0, 1.5, True, 2**70, [{"key": None}], {"code": []}]

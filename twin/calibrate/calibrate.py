@@ -22,7 +22,9 @@ from .. import __version__
 from ..sim import run_replications
 from ..spec import SystemModel, validate_model
 from ..traces.schema import TraceError
-from .fidelity import Fidelity, Thresholds, compare
+from ..traces.spangraph import exclusive_times
+from .checks import drift_warnings, rate_warnings, sample_warnings
+from .fidelity import Fidelity, Thresholds, compare, twin_latencies
 from .fit import Fit, TooFewSamples, fit_distribution
 from .popularity import dispersion_curve, fit_zipf
 from .requests import ClassMap, Split, arrival_table, class_map, key_ids, roots, split_in_time
@@ -86,6 +88,9 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
     requests_all = roots(trace)
     if len(requests_all) < MIN_REQUESTS:
         raise TraceError(f"the trace holds {len(requests_all)} requests; calibration needs at least {MIN_REQUESTS}")
+    recomputed = trace["span_id"].notna().any() and trace["exclusive_s"].isna().all()
+    if recomputed:  # a span table without them: only server spans to go by
+        trace = trace.assign(exclusive_s=exclusive_times(trace).to_numpy())
     split = split_in_time(trace, holdout)
     train = split.train
     requests = roots(train)
@@ -106,6 +111,9 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
     if idle:
         warnings.append(f"skeleton nodes with no traffic in the trace kept as given: {', '.join(idle)}")
 
+    if recomputed:
+        warnings.append("exclusive times computed from server spans alone: a callee's queue wait counts as its "
+                        "caller's time; traces with client spans (OTLP, Jaeger) or an exclusive_s column avoid it")
     data = base.model_dump(by_alias=True)
     prov: dict = {"calibrated_by": f"twin {__version__}",
                   "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -188,6 +196,15 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
                                              servers=s.instances * s.workers)
     else:
         warnings.append("the trace has no latencies: service times stay as in the skeleton")
+    warnings += sample_warnings({f"service {s}": f.pooled.n for s, f in fits.items()})
+    warnings += rate_warnings(requests["timestamp"])
+    if has_spans:
+        spans = train[train["span_id"].notna()]
+        for svc in fits:
+            mine = spans[spans["service"].astype(str) == svc]
+            warnings += drift_warnings(mine["timestamp"], mine["exclusive_s"].to_numpy(), f"{svc}'s service time")
+    elif has_latency:
+        warnings += drift_warnings(requests["timestamp"], requests["latency_s"].to_numpy(), "request latency")
     for svc, f in fits.items():
         data["services"][svc]["service_time_s"] = _dist(f.pooled)
         data["services"][svc]["service_time_s_by_class"] = {c: _dist(x) for c, x in f.by_class.items()}
@@ -246,7 +263,8 @@ def assess(cal: Calibration, *, replications: int = 5, seed: int = 0, thresholds
 
     The replay starts ``warmup_s`` before the split, replaying the end of the calibration part
     unmeasured, so that the twin's queues and caches are as full as the real system's when the
-    held-out part begins.  Default: a quarter of the held-out span, at least 120 s (caches fill
+    held-out part begins.  With spans, requests arrive at the twin when their entry span began,
+    and the twin is timed by its own entry spans: the queue in front of the entry is in no span.  Default: a quarter of the held-out span, at least 120 s (caches fill
     slowly), at most the whole calibration part.
     """
     test = roots(cal.split.test)
@@ -259,11 +277,13 @@ def assess(cal: Calibration, *, replications: int = 5, seed: int = 0, thresholds
     start = cal.split.at - warm
     replay = roots(cal.trace[(cal.trace["timestamp"] >= start) & (cal.trace["timestamp"] <= end)])
     workload = arrival_table(replay, cal.model, cal.classes, cal.keys, start=start, end=end)
+    # a span trace times requests from the entry's handler start, so the twin is timed alike
+    handler = bool(cal.trace["span_id"].notna().any())
     results = run_replications(cal.model, workload, replications=replications, seed=seed, jobs=jobs,
-                               warmup_s=warm.total_seconds(), progress=progress)
+                               warmup_s=warm.total_seconds(), progress=progress, record_spans=handler)
     util, hits = observed_load(cal, cal.split.at, end)
-    fid = compare(test, cal.classes.of(test["class"]), results, thresholds=thresholds, window_s=held_s,
-                  utilisation=util, hit_ratio=hits)
+    fid = compare(test, cal.classes.of(test["class"]), twin_latencies(results, handler=handler), results,
+                  thresholds=thresholds, window_s=held_s, utilisation=util, hit_ratio=hits)
     return fid, results
 
 

@@ -112,25 +112,44 @@ def quantile_noise(sorted_x: np.ndarray, q: float) -> float:
     return (float(sorted_x[hi]) - float(sorted_x[lo])) / 2 / mid if mid > 0 else math.inf
 
 
-def compare(observed: pd.DataFrame, observed_class: pd.Series, results: list[ReplicationResult], *,
-            thresholds: Thresholds = Thresholds(), window_s: float, utilisation: dict[str, float] | None = None,
-            hit_ratio: dict[str, float] | None = None) -> Fidelity:
-    """Compare held-out requests (``observed``: latency_s, error; ``observed_class``: model class
-    names) with the twin's replays of them (only requests inside each result's window count).
+def twin_latencies(results: list[ReplicationResult], *, handler: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The twin's latencies (with class names and ok flags) measured as the trace measured them.
 
-    ``utilisation`` and ``hit_ratio`` (per service, per cache) are what the trace shows for the
-    held-out window; they are reported beside the twin's, with the absolute difference.
+    ``handler``: as a server span does, from the entry's handler start to its end (the queue in
+    front of the entry is in no span); else as a client or an access log does, from arrival.
+    Only requests that arrived inside each replication's window count.
     """
-    lat_twin, cls_twin, ok_twin = [], [], []
+    lat, cls, ok = [], [], []
     for r in results:
         req = r.requests
-        win = req.in_window()
-        lat_twin.append(req.latency_s[win])
-        cls_twin.append(np.asarray(req.class_names)[req.cls[win]])
-        ok_twin.append(req.status[win] == 0)
-    lat_twin = np.concatenate(lat_twin)
-    cls_twin = np.concatenate(cls_twin)
-    ok_twin = np.concatenate(ok_twin)
+        names = np.asarray(req.class_names)
+        if handler:
+            cols = r.spans.columns
+            root = np.flatnonzero(np.asarray(cols["parent"]) < 0)
+            request = np.asarray(cols["request"])[root]
+            win = req.in_window()[request]
+            lat.append((np.asarray(cols["end_s"]) - np.asarray(cols["start_s"]))[root][win])
+            cls.append(names[req.cls[request[win]]])
+            ok.append(np.asarray(cols["status"])[root][win] == 0)
+        else:
+            win = req.in_window()
+            lat.append(req.latency_s[win])
+            cls.append(names[req.cls[win]])
+            ok.append(req.status[win] == 0)
+    return np.concatenate(lat), np.concatenate(cls), np.concatenate(ok)
+
+
+def compare(observed: pd.DataFrame, observed_class: pd.Series, twin: tuple[np.ndarray, np.ndarray, np.ndarray],
+            results: list[ReplicationResult], *, thresholds: Thresholds = Thresholds(), window_s: float,
+            utilisation: dict[str, float] | None = None, hit_ratio: dict[str, float] | None = None) -> Fidelity:
+    """Compare held-out requests (``observed``: latency_s, error; ``observed_class``: model class
+    names) with the twin's replays of them: ``twin`` is (latency, class, ok) from ``twin_latencies``.
+
+    ``utilisation`` and ``hit_ratio`` (per service, per cache) are what the trace shows for the
+    held-out window; they are reported beside the twin's (from ``results``), with the absolute
+    difference.
+    """
+    lat_twin, cls_twin, ok_twin = twin
     ok_trace = ~observed["error"].to_numpy(dtype=bool)
     lat_trace = observed["latency_s"].to_numpy(dtype=float)
     cls_trace = observed_class.to_numpy()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..traces.spans import CLIENT_CALLER, call_graph, root_classes
+from ..traces.spangraph import CLIENT_CALLER, call_graph, root_classes
 from .requests import ClassMap
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..traces.spans import root_classes
+from ..traces.spangraph import root_classes
 from .fit import Fit, TooFewSamples, fit_distribution
 from .requests import ClassMap
 

@@ -13,8 +13,12 @@ Each span a replication recorded (``run_replication(..., record_spans=True)``) b
 - resource: ``service.name`` = the node (service or cache) name, or ``service_of(name)``;
   ``service.instance.id`` = ``<node>-<instance>``.  One ``resourceSpans`` entry per instance.
 - times: ``epoch + start_s`` to ``epoch + end_s`` in integer nanoseconds.  The start is the
-  handler's start, after its queue wait (a cache span starts on arrival), so a span's exclusive
-  time is its service time plus the network delays of its calls and its callees' queue waits.
+  handler's start, after its queue wait (a cache span starts on arrival), as instrumentation
+  in a handler sees it.
+- calls: each call also gets the caller's CLIENT span (id: the callee's span number with bit 62
+  set), from the callee's arrival to its end, and the callee's server span is its child, as
+  instrumented clients write it.  A caller's exclusive time is then its service time plus the
+  network delays of its calls, without the callees' queue waits.
 - status: ``{}`` (unset) when ok, else ``{"code": 2, "message": <twin status>}``; service spans
   also carry ``http.response.status_code`` (200; 500 error, 503 rejected or unavailable, 504
   timeout), cache spans none.
@@ -47,10 +51,11 @@ from .. import __version__
 from ..sim.nodes import STATUS_NAMES
 from .schema import TraceError
 
-__all__ = ["twin_spans_to_otlp", "write_otlp_json"]
+__all__ = ["twin_spans_to_frame", "twin_spans_to_otlp", "write_otlp_json"]
 
 _HTTP_STATUS = {"ok": 200, "error": 500, "rejected": 503, "unavailable": 503, "timeout": 504, "incomplete": 500}
-_SERVER, _ERROR = 2, 2  # OTLP SpanKind SERVER, StatusCode ERROR
+_SERVER, _CLIENT, _ERROR = 2, 3, 2  # OTLP SpanKind SERVER and CLIENT, StatusCode ERROR
+_CLIENT_BIT = 1 << 62  # a call's client span id: the callee's span number with this bit set
 
 
 def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Callable | None = None,
@@ -75,10 +80,12 @@ def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Cal
     run = hashlib.blake2b(f"{result.model_name}/{result.seed_entropy}/{tuple(result.spawn_key)}".encode(),
                           digest_size=8).hexdigest()
     extra = _request_data(workload, request, len(result.requests))
+    arrive_ns = (epoch_ns + np.rint(cols["arrive_s"] * 1e9).astype(np.int64)).tolist()
+    owner = dict(zip(cols["span"].tolist(), zip(cols["node"].tolist(), cols["instance"].tolist())))
     groups: dict[tuple[int, int], list] = {}
     rows = zip(request.tolist(), cols["span"].tolist(), cols["parent"].tolist(), cols["node"].tolist(),
-               cols["instance"].tolist(), cols["status"].tolist(), classes.tolist(), start_ns, end_ns)
-    for i, (req, span, parent, node, inst, status, cls, start, end) in enumerate(rows):
+               cols["instance"].tolist(), cols["status"].tolist(), classes.tolist(), start_ns, end_ns, arrive_ns)
+    for i, (req, span, parent, node, inst, status, cls, start, end, arrive) in enumerate(rows):
         name = STATUS_NAMES[status]
         attrs = [_attr("twin.class", cls)]
         if not is_cache[node]:
@@ -87,9 +94,18 @@ def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Cal
             value = values[i]
             if value is not None and (key != "http.request.body.size" or not is_cache[node]):
                 attrs.append(_attr(key, value))
+        trace = f"{run}{req:016x}"
+        caller = ""
+        if parent >= 0:  # the call, as the caller's client span saw it
+            caller = f"{span | _CLIENT_BIT:016x}"
+            groups.setdefault(owner.get(parent, (node, inst)), []).append({
+                "traceId": trace, "spanId": caller, "parentSpanId": f"{parent:016x}",
+                "name": f"call {nodes[node]}", "kind": _CLIENT, "startTimeUnixNano": str(arrive),
+                "endTimeUnixNano": str(end), "attributes": [],
+                "status": {} if name == "ok" else {"code": _ERROR, "message": name}})
         groups.setdefault((node, inst), []).append({
-            "traceId": f"{run}{req:016x}", "spanId": f"{span:016x}",
-            "parentSpanId": f"{parent:016x}" if parent >= 0 else "", "name": cls, "kind": _SERVER,
+            "traceId": trace, "spanId": f"{span:016x}",
+            "parentSpanId": caller, "name": cls, "kind": _SERVER,
             "startTimeUnixNano": str(start), "endTimeUnixNano": str(end), "attributes": attrs,
             "status": {} if name == "ok" else {"code": _ERROR, "message": name},
         })
@@ -99,6 +115,55 @@ def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Cal
                                      _attr("service.instance.id", f"{nodes[node]}-{inst}")]},
          "scopeSpans": [{"scope": scope, "spans": group}]}
         for (node, inst), group in sorted(groups.items())]}
+
+
+def twin_spans_to_frame(result, *, epoch: pd.Timestamp, workload=None) -> pd.DataFrame:
+    """The same spans as ``twin_spans_to_otlp`` gives, straight into the trace contract (what
+    ``read_otlp_json`` would return for that document), without a JSON round trip: the way to
+    make large span tables (``frame.to_parquet``) for benchmarks and tests."""
+    from .schema import conform
+    from .spangraph import _exclusive_ns
+
+    spans = result.spans
+    if spans is None:
+        raise TraceError("this replication recorded no spans; run it with record_spans=True")
+    cols = {k: np.asarray(v) for k, v in spans.columns.items()}
+    request = cols["request"]
+    nodes = np.asarray(spans.node_names, dtype=object)
+    node = cols["node"]
+    is_cache = np.isin(nodes, list(result.caches))[node]
+    status = np.asarray(STATUS_NAMES, dtype=object)[cols["status"]]
+    run = hashlib.blake2b(f"{result.model_name}/{result.seed_entropy}/{tuple(result.spawn_key)}".encode(),
+                          digest_size=8).hexdigest()
+    # as the reader sees it: cache spans carry no HTTP status, so theirs is 200 or, on error, 500
+    http = np.vectorize(_HTTP_STATUS.get, otypes=[np.int64])(status)
+    http = pd.array(np.where(is_cache, np.where(status == "ok", 200, 500), http), dtype="Int64")
+    start = pd.Timestamp(_epoch_ns(epoch), tz="UTC") + pd.to_timedelta(np.rint(cols["start_s"] * 1e9), unit="ns")
+    hexes = np.vectorize("{:016x}".format, otypes=[object])
+    parent = cols["parent"]
+    frame = pd.DataFrame({
+        "timestamp": start, "class": pd.Categorical.from_codes(
+            np.asarray(result.requests.cls)[request], categories=list(result.requests.class_names)),
+        "service": pd.Categorical.from_codes(node, categories=list(nodes)),
+        "latency_s": cols["end_s"] - cols["start_s"], "status": http, "error": status != "ok",
+        "trace_id": pd.array(np.char.add(run, hexes(request).astype(str)), dtype="string[pyarrow]"),
+        "span_id": pd.array(hexes(cols["span"]).astype(str), dtype="string[pyarrow]"),
+        "parent_id": pd.array(np.where(parent >= 0, hexes(np.maximum(parent, 0)), None), dtype="string[pyarrow]"),
+    })
+    if workload is not None:
+        size = np.asarray(workload.size_bytes, dtype=float)[request]
+        frame["bytes_in"] = np.where(is_cache, np.nan, size)
+        key = np.asarray(workload.key)[request]
+        frame["key"] = pd.array(np.where(key >= 0, key.astype(str), None), dtype="string[pyarrow]")
+        session = np.asarray(workload.session)[request]
+        frame["session"] = pd.array(np.where(session >= 0, session.astype(str), None), dtype="string[pyarrow]")
+    # exclusive time as the OTLP round trip gives it: calls cover the callee from its arrival
+    position = pd.Index(cols["span"]).get_indexer(parent)
+    position[parent < 0] = -1
+    start_ns, end_ns = [np.rint(cols[k] * 1e9).astype(np.int64) for k in ("start_s", "end_s")]
+    arrive_ns = np.rint(cols["arrive_s"] * 1e9).astype(np.int64)
+    frame["exclusive_s"] = _exclusive_ns(start_ns, end_ns, position, arrive_ns, end_ns) / 1e9
+    return conform(frame, "twin spans")
 
 
 def write_otlp_json(doc: dict, path, *, spans_per_line: int | None = 10_000) -> Path:
