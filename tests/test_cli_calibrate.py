@@ -51,7 +51,7 @@ def _bad(tmp_path, *args):
     res = twin("calibrate", *args)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "Traceback" not in res.stderr
-    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    errors = [line for line in res.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 1, res.stderr
     return errors[0]
 
@@ -99,3 +99,30 @@ def test_output_must_be_yaml_and_skeleton_valid(trace, tmp_path):
     skeleton.write_text("name: x\nservices:\n  web: {workrs: 8}\n")
     assert "s.yaml:3: services.web.workrs: unknown field" in _bad(tmp_path, trace, "--model", skeleton,
                                                                   "-o", tmp_path / "m.yaml")
+
+
+def test_more_bad_input(trace, tmp_path):
+    sk = MODELS / "traced_shop.skeleton.yaml"
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert "cannot write here" in _bad(tmp_path, trace, "--model", sk, "-o", blocker / "m.yaml")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert "empty.jsonl: empty file" in _bad(tmp_path, empty, "--model", sk, "-o", tmp_path / "m.yaml")
+    assert "given twice" in _bad(tmp_path, trace, "--model", sk, "-o", tmp_path / "m.yaml",
+                                 "--columns", "timestamp=a,timestamp=b")
+    util = tmp_path / "util.csv"
+    util.write_text("timestamp,value\n2026-01-05T10:00:00Z,55\n2026-01-05T10:01:00Z,60\n")
+    assert "a percentage?" in _bad(tmp_path, trace, "--model", sk, "-o", tmp_path / "m.yaml",
+                                   "--utilisation", f"frontend={util}")
+    util.write_text("timestamp,value\n2026-01-05T10:00:00Z,0.5\n2026-01-05T10:01:00Z,0.6\n")
+    assert "not a service of the trace" in _bad(tmp_path, trace, "--model", sk, "-o", tmp_path / "m.yaml",
+                                                "--utilisation", f"nope={util}")
+
+
+@pytest.mark.slow
+def test_model_name_comes_from_the_file_name(trace, tmp_path):
+    out = tmp_path / "shop.v2.yaml"
+    res = twin("calibrate", trace, "--model", MODELS / "traced_shop.skeleton.yaml", "-o", out, "--replications", 1)
+    assert res.returncode == 0, res.stderr
+    assert load_model(out).name == "shop"

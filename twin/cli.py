@@ -213,7 +213,9 @@ def _mapping(text):
     for part in text.split(","):
         name, sep, column = part.partition("=")
         if not sep or not name.strip() or not column.strip():
-            raise argparse.ArgumentTypeError(f"expected NAME=COLUMN[,NAME=COLUMN...], got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE[,NAME=VALUE...], got {text!r}")
+        if name.strip() in out:
+            raise argparse.ArgumentTypeError(f"{name.strip()!r} is given twice in {text!r}")
         out[name.strip()] = column.strip()
     return out
 
@@ -236,10 +238,14 @@ def cmd_calibrate(args) -> int:
     from .sim import default_jobs
     from .traces import read_series, read_traces
 
+    from .calibrate.requests import model_name
+
     out = Path(args.output)
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise TwinError(f"-o {out}: expected a .yaml file for the calibrated model")
     report_path = Path(args.report) if args.report else out.with_suffix(".calibration.html")
+    for path in (out, report_path):  # before any work: a run must not die at its last step
+        _check_writable(path)
     skeleton = load_skeleton(args.model)
     # logs name no service: by default they describe the skeleton's entry point
     entry = next(iter(skeleton.model.classes.values())).entry
@@ -250,11 +256,15 @@ def cmd_calibrate(args) -> int:
     for item in inputs:
         for w in item.get("warnings", []):
             console.print(f"[yellow]warning[/yellow]: {item['file']}: {w}")
+        if item.get("time_resolution_s"):
+            console.print(f"[yellow]warning[/yellow]: {item['file']}: times are written to the second: arrivals "
+                          f"are spread within their second when replayed")
     utilisation = {}
     for service, path in (args.utilisation or {}).items():
-        utilisation[service] = read_series(path, time_zone=args.time_zone)
+        utilisation[service] = read_series(path, time_zone=args.time_zone, fraction=True)
     cal = calibrate(trace, skeleton, holdout=args.holdout, seed=args.seed, max_classes=args.max_classes,
-                    name=args.name or out.stem, inputs=inputs, utilisation=utilisation)
+                    name=args.name or model_name(out.name.split(".")[0], set()), inputs=inputs,
+                    utilisation=utilisation)
     thresholds = Thresholds(max_ks=args.max_ks, max_p50_error=args.max_p50_error,
                             max_p95_error=args.max_p95_error, max_p99_error=args.max_p99_error,
                             max_throughput_error=args.max_throughput_error)
@@ -300,6 +310,19 @@ def cmd_calibrate(args) -> int:
     if fid is not None and fid.verdict != "faithful" and args.strict:
         return 1
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as e:
+        raise TwinError(f"{path}: cannot write here ({e.strerror or e})") from None
+    if path.is_dir():
+        raise TwinError(f"{path}: is a folder, expected a file name")
 
 
 def _write_atomically(path: Path, text: str) -> None:

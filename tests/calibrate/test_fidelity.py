@@ -10,7 +10,8 @@ def test_a_clear_miss_fails_whatever_the_noise():
     assert _judge(0.04, 0.05, True, noise=0.03) == (0.05, None)  # inside limit + noise, noise too big
     assert _judge(0.04, 0.05, True, noise=0.02) == (0.05, True)
     assert _judge(0.06, 0.05, True, noise=0.02) == (0.05, False)
-    assert _judge(0.5, 0.05, False, noise=0.0) == (0.05, None)  # too few requests: never judged
+    assert _judge(0.5, 0.05, False, noise=0.0, n=10) == (0.05, None)  # a handful: not judged
+    assert _judge(0.5, 0.05, False, noise=0.1, n=190) == (0.05, False)  # a small class, clearly off
     assert _judge(0.5, None, True) == (None, None)
 
 

@@ -163,3 +163,11 @@ def test_large_samples(family):
     assert fit.family == family and fit.n_fit == 200_000
     assert abs(fit.dist.mean() / truth.mean() - 1) < 0.01
     assert cdf_distance(fit.dist, truth) < 0.01
+
+
+def test_a_repeated_value_with_a_few_zeros_is_empirical():
+    from twin.calibrate import fit_distribution
+
+    x = np.r_[np.zeros(3), np.full(200, 0.25)]
+    fit = fit_distribution(x, rng=np.random.default_rng(0))
+    assert fit.family == "empirical" and fit.dist.mean() == pytest.approx(x.mean())

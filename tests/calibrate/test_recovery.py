@@ -85,7 +85,7 @@ def test_held_out_fidelity_meets_the_targets(shop):
     assert rows[("all", "latency p95 (s)")].passed and rows[("all", "latency p95 (s)")].error <= 0.05
     assert rows[("cache", "cache hit ratio")].error < 0.02
     for s in ("frontend", "orders"):
-        assert rows[(s, "utilisation")].error < 0.02
+        assert rows[(s, "utilisation (spans / skeleton workers)")].error < 0.02
     assert cal.model.provenance["fidelity"]["verdict"] == "faithful"
 
 

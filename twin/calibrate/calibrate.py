@@ -23,7 +23,8 @@ from ..sim import run_replications
 from ..spec import SystemModel, validate_model
 from ..traces.schema import TraceError
 from ..traces.spangraph import exclusive_times
-from .checks import drift_warnings, rate_warnings, sample_warnings
+from .calls import merge_calls
+from .checks import capacity_warnings, drift_warnings, rate_warnings, sample_warnings
 from .fidelity import Fidelity, Thresholds, compare, twin_latencies
 from .fit import Fit, TooFewSamples, fit_distribution
 from .popularity import dispersion_curve, fit_zipf
@@ -46,6 +47,7 @@ class Calibration:
     payloads: dict[str, Fit]
     edges: list[Edge]
     warnings: list[str] = field(default_factory=list)
+    resolution_s: float = 0.0  # how finely the trace timed requests (1 s in Common Log Format)
 
     def with_fidelity(self, fidelity: Fidelity) -> "Calibration":
         data = self.model.model_dump(by_alias=True)
@@ -82,38 +84,28 @@ def _dist(fit: Fit) -> dict:
 def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, seed: int = 0,
               max_classes: int = 12, name: str | None = None, inputs: list[dict] | None = None,
               utilisation: dict[str, pd.Series] | None = None) -> Calibration:
-    """Fit ``skeleton`` to the first ``1 - holdout`` of ``trace`` (a contract frame)."""
+    """Fit ``skeleton`` to the first ``1 - holdout`` of ``trace`` (a contract frame).
+
+    ``inputs`` describe the files read (``twin.traces.read_traces``); their ``time_resolution_s``
+    says how finely the trace timed requests.  ``utilisation`` (per service, a busy-fraction
+    series) cross-checks service times measured from latencies.
+    """
     rng = np.random.default_rng(seed)
     warnings: list[str] = []
-    requests_all = roots(trace)
-    if len(requests_all) < MIN_REQUESTS:
-        raise TraceError(f"the trace holds {len(requests_all)} requests; calibration needs at least {MIN_REQUESTS}")
-    recomputed = trace["span_id"].notna().any() and trace["exclusive_s"].isna().all()
-    if recomputed:  # a span table without them: only server spans to go by
+    if len(roots(trace)) < MIN_REQUESTS:
+        raise TraceError(f"the trace holds {len(roots(trace))} requests; calibration needs at least {MIN_REQUESTS}")
+    if trace["span_id"].notna().any() and trace["exclusive_s"].isna().all():
+        # a span table without them: only server spans to go by
         trace = trace.assign(exclusive_s=exclusive_times(trace).to_numpy())
-    split = split_in_time(trace, holdout)
-    train = split.train
-    requests = roots(train)
-    base = skeleton.model
-    has_spans = trace["span_id"].notna().any()
-    has_latency = trace["latency_s"].notna().any()
-    classes = class_map(requests, max_classes=max_classes)
-    keys = key_ids(trace)
-
-    # services in the trace must be in the skeleton: their structure is not guessed
-    seen = sorted(set(trace["service"].astype(str)))
-    nodes = set(base.services) | set(base.caches)
-    unknown = [s for s in seen if s not in nodes]
-    if unknown:
-        raise TraceError(f"services {', '.join(unknown)} appear in the trace but not in the skeleton "
-                         f"{skeleton.path}; add them with their instances and workers")
-    idle = sorted(nodes - set(seen))
-    if idle:
-        warnings.append(f"skeleton nodes with no traffic in the trace kept as given: {', '.join(idle)}")
-
-    if recomputed:
         warnings.append("exclusive times computed from server spans alone: a callee's queue wait counts as its "
                         "caller's time; traces with client spans (OTLP, Jaeger) or an exclusive_s column avoid it")
+    base = skeleton.model
+    seen = _check_services(trace, base, skeleton.path, warnings)
+    split = split_in_time(trace, holdout)
+    requests = roots(split.train)
+    classes = class_map(requests, max_classes=max_classes)
+    keys = key_ids(split.train, split.test)
+    resolution = max([float(i.get("time_resolution_s") or 0.0) for i in inputs or []], default=0.0)
     data = base.model_dump(by_alias=True)
     prov: dict = {"calibrated_by": f"twin {__version__}",
                   "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -121,8 +113,36 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
                   "time_range": {"start": _iso(trace["timestamp"].iloc[0]), "end": _iso(trace["timestamp"].iloc[-1]),
                                  "split_at": _iso(split.at), "holdout": holdout},
                   "requests": {"train": int(len(requests)), "held_out": int(len(roots(split.test)))}}
+    payloads = _fit_classes(data, prov, requests, classes, keys, base, rng, warnings)
+    services_in_trace = [s for s in seen if s in base.services]
+    _prune_class_references(data, set(data["classes"]), set(services_in_trace), warnings)
+    fits, found_edges = _fit_services(data, prov, split, classes, base, services_in_trace, rng, warnings,
+                                      utilisation or {}, resolution)
+    _fit_arrivals(data, prov, requests, split, trace, warnings)
+    if name:
+        data["name"] = name
+    prov["warnings"] = warnings
+    data["provenance"] = plain(prov)
+    model = validate_model(data, source="calibrated model")
+    return Calibration(model, trace, split, classes, keys, fits, payloads, found_edges, warnings, resolution)
 
-    # request classes: share, entry, payload sizes, keys, error rate
+
+def _check_services(trace, base: SystemModel, path: str, warnings: list[str]) -> list[str]:
+    """Services in the trace must be in the skeleton: their structure is not guessed."""
+    seen = sorted(set(trace["service"].astype(str)))
+    nodes = set(base.services) | set(base.caches)
+    unknown = [s for s in seen if s not in nodes]
+    if unknown:
+        raise TraceError(f"services {', '.join(unknown)} appear in the trace but not in the skeleton "
+                         f"{path}; add them with their instances and workers")
+    idle = sorted(nodes - set(seen))
+    if idle:
+        warnings.append(f"skeleton nodes with no traffic in the trace kept as given: {', '.join(idle)}")
+    return seen
+
+
+def _fit_classes(data, prov, requests, classes: ClassMap, keys, base: SystemModel, rng, warnings) -> dict[str, Fit]:
+    """Request classes: share, entry, payload sizes, keys, error rate (into ``data`` and ``prov``)."""
     labels = classes.of(requests["class"])
     new_classes, payloads, key_info, error_rates = {}, {}, {}, {}
     for cname, share in classes.shares.items():
@@ -135,22 +155,33 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
         if old is not None:
             cls["client"] = old.client.model_dump(by_alias=True)
         size = mine["bytes_out"].where(mine["bytes_out"].notna(), mine["bytes_in"]).dropna().to_numpy(dtype=float)
-        if len(size) >= 30:
-            try:
-                fit = fit_distribution(size, rng=rng)
-                payloads[cname] = fit
-                cls["payload_bytes"] = _dist(fit)
-            except TooFewSamples:
-                pass
-        elif old is not None:
-            cls["payload_bytes"] = old.payload_bytes.model_dump(by_alias=True)
+        try:
+            fit = fit_distribution(size, rng=rng)
+            payloads[cname] = fit
+            cls["payload_bytes"] = _dist(fit)
+        except TooFewSamples:
+            if old is not None:
+                cls["payload_bytes"] = old.payload_bytes.model_dump(by_alias=True)
         k = mine["key"].dropna().astype(str)
-        if len(k) >= 100:
-            z = fit_zipf(k.map(keys).to_numpy(), key_space=len(keys))
+        if len(k) >= 100 and k.nunique() > 1:
+            z = fit_zipf(k.map(keys).to_numpy(), key_space=None)
             key_info[cname] = z.to_dict()
-            cls["keys"] = {"count": len(keys), "zipf_exponent": round(float(z.exponent), 4), "space": "keys"}
+            count = old.keys.count if old is not None and old.keys is not None else z.n_keys
+            space = old.keys.space if old is not None and old.keys is not None else "keys"
+            cls["keys"] = {"count": int(max(count, z.n_seen)), "zipf_exponent": round(float(z.exponent), 4),
+                           "space": space}
+        elif len(k):
+            warnings.append(f"class {cname!r}: {len(k)} keyed requests over {k.nunique()} key(s), too few to fit a "
+                            f"popularity; its keys stay as in the skeleton")
         error_rates[cname] = float(mine["error"].mean())
         new_classes[cname] = cls
+    counts = {}
+    for c in new_classes.values():  # classes in one key space must agree on its size
+        if "keys" in c:
+            counts[c["keys"]["space"]] = max(counts.get(c["keys"]["space"], 0), c["keys"]["count"])
+    for c in new_classes.values():
+        if "keys" in c:
+            c["keys"]["count"] = counts[c["keys"]["space"]]
     total = sum(c["share"] for c in new_classes.values())
     for c in new_classes.values():  # shares from counts can miss 1 by rounding
         c["share"] = c["share"] / total
@@ -166,56 +197,95 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
     if worst > 0.01:
         warnings.append(f"error rates up to {worst:.1%} in the trace; the twin produces errors only from timeouts, "
                         f"full queues and failures, not spontaneous ones")
+    return payloads
 
-    # service times and calls
+
+def _prune_class_references(data, classes: set[str], measured: set[str], warnings) -> None:
+    """Skeleton parts that name request classes the calibrated model no longer has."""
+    for svc, spec in data["services"].items():
+        if svc in measured:
+            continue  # its calls and times are replaced by measured ones
+        stale = [c for c in spec["service_time_s_by_class"] if c not in classes]
+        for c in stale:
+            del spec["service_time_s_by_class"][c]
+        kept = []
+        for call in spec["calls"]:
+            if call["classes"] is not None:
+                call["classes"] = [c for c in call["classes"] if c in classes] or None
+                if call["classes"] is None:
+                    stale.append(f"a call to {call['to'] or sorted(call['one_of'])}")
+                    continue
+            kept.append(call)
+        spec["calls"] = kept
+        if stale:
+            warnings.append(f"{svc}: dropped skeleton parts for request classes the trace does not have: "
+                            f"{', '.join(map(str, stale))}")
+
+
+def _fit_services(data, prov, split: Split, classes, base: SystemModel, services: list[str], rng, warnings,
+                  utilisation: dict, resolution: float) -> tuple[dict[str, ServiceFit], list[Edge]]:
+    """Service times, calls and caches (into ``data`` and ``prov``)."""
+    train = split.train
+    requests = roots(train)
     fits: dict[str, ServiceFit] = {}
-    found_edges: list[Edge] = []
-    services_in_trace = [s for s in seen if s in base.services]
-    if has_spans:
+    found: list[Edge] = []
+    unknown = set(utilisation) - set(services)
+    if unknown:
+        raise TraceError(f"--utilisation names {', '.join(sorted(unknown))}, not a service of the trace "
+                         f"({', '.join(services)})")
+    if train["span_id"].notna().any():
+        if utilisation:
+            warnings.append("utilisation series are used with latency-only traces; with spans they are not needed")
         spans = train[train["span_id"].notna()]
-        fits = fit_services(spans, classes, services_in_trace, rng=rng)
-        found_edges = edges(spans, classes, skip_callers=frozenset(base.caches))
+        fits, more = fit_services(spans, classes, services, rng=rng)
+        warnings += more
+        found = edges(spans, classes, skip_callers=frozenset(base.caches))
         modes, fanouts = concurrency(spans)
-        for svc in base.services:
-            if svc in services_in_trace:
-                data["services"][svc]["calls"] = [e.to_call(fanouts.get((svc, e.target))) for e in found_edges
-                                                  if e.caller == svc]
-                if svc in modes:
-                    data["services"][svc]["call_mode"] = "parallel" if modes[svc] else "sequential"
-        prov["routing"] = [e.to_dict() for e in found_edges]
+        for svc in services:
+            calls, more = merge_calls(svc, base.services[svc].calls, [e for e in found if e.caller == svc], fanouts)
+            data["services"][svc]["calls"] = calls
+            warnings += more
+            if svc in modes:
+                data["services"][svc]["call_mode"] = "parallel" if modes[svc] else "sequential"
+        prov["routing"] = [e.to_dict() for e in found]
         _calibrate_caches(data, spans, base, prov, warnings, rng)
-    elif has_latency:
-        if len(services_in_trace) != 1 or base.services[services_in_trace[0]].calls:
-            warnings.append("latency without spans separates queueing from service time only for a service "
-                            "without downstream calls; service times of the others stay as in the skeleton")
-        for svc in services_in_trace:
-            if not base.services[svc].calls:
-                s = base.services[svc]
-                fits[svc] = fit_from_latency(svc, requests[requests["service"].astype(str) == svc], rng=rng,
-                                             utilisation=(utilisation or {}).get(svc),
-                                             servers=s.instances * s.workers)
-    else:
-        warnings.append("the trace has no latencies: service times stay as in the skeleton")
-    warnings += sample_warnings({f"service {s}": f.pooled.n for s, f in fits.items()})
-    warnings += rate_warnings(requests["timestamp"])
-    if has_spans:
-        spans = train[train["span_id"].notna()]
+        warnings += capacity_warnings(spans, base)
         for svc in fits:
             mine = spans[spans["service"].astype(str) == svc]
             warnings += drift_warnings(mine["timestamp"], mine["exclusive_s"].to_numpy(), f"{svc}'s service time")
-    elif has_latency:
+    elif train["latency_s"].notna().any():
+        if len(services) != 1 or base.services[services[0]].calls:
+            warnings.append("latency without spans separates queueing from service time only for a service "
+                            "without downstream calls; service times of the others stay as in the skeleton")
+        for svc in services:
+            s = base.services[svc]
+            if s.calls:
+                continue
+            try:
+                fits[svc] = fit_from_latency(svc, requests[requests["service"].astype(str) == svc], rng=rng,
+                                             utilisation=utilisation.get(svc), servers=s.instances * s.workers,
+                                             resolution_s=resolution)
+            except TooFewSamples as e:
+                warnings.append(f"{svc}: {e.count} requests, too few to fit a service time; the skeleton's stays")
         warnings += drift_warnings(requests["timestamp"], requests["latency_s"].to_numpy(), "request latency")
+    else:
+        warnings.append("the trace has no latencies: service times stay as in the skeleton")
+    warnings += sample_warnings({f"service {s}": f.pooled.n for s, f in fits.items()})
     for svc, f in fits.items():
         data["services"][svc]["service_time_s"] = _dist(f.pooled)
         data["services"][svc]["service_time_s_by_class"] = {c: _dist(x) for c, x in f.by_class.items()}
         if f.pooled.fallback_reason:
             warnings.append(f"{svc}: {f.pooled.fallback_reason}")
-    missing = sorted(skeleton.placeholder_services - set(fits))
+    missing = sorted(set(base.services) - set(fits) - {s for s in base.services
+                                                      if base.services[s].service_time_s.mean() > 0})
     if missing:
-        warnings.append(f"no service time measured for {', '.join(missing)}: the skeleton's placeholder (0 s) stays")
+        warnings.append(f"no service time measured for {', '.join(missing)}: 0 s from the skeleton stays")
     prov["service_times"] = {s: f.to_dict() for s, f in fits.items()}
+    return fits, found
 
-    # arrivals: mean rate and burstiness of the calibration part
+
+def _fit_arrivals(data, prov, requests, split: Split, trace, warnings) -> None:
+    """Mean rate and burstiness of the calibration part (into ``data`` and ``prov``)."""
     t = (requests["timestamp"] - requests["timestamp"].iloc[0]).dt.total_seconds().to_numpy()
     span_s = max((split.at - trace["timestamp"].iloc[0]).total_seconds(), 1e-9)
     rate = len(requests) / span_s
@@ -223,12 +293,7 @@ def calibrate(trace: pd.DataFrame, skeleton: Skeleton, *, holdout: float = 0.3, 
     prov["arrivals"] = {"rate_per_s": rate, "index_of_dispersion": {f"{w:g}s": v for w, v in
                                                                    zip(windows, dispersion_curve(t, windows))}}
     data["defaults"] = {**data["defaults"], "rate_per_s": rate}
-    if name:
-        data["name"] = name
-    prov["warnings"] = warnings
-    data["provenance"] = plain(prov)
-    model = validate_model(data, source="calibrated model")
-    return Calibration(model, trace, split, classes, keys, fits, payloads, found_edges, warnings)
+    warnings += rate_warnings(requests["timestamp"])
 
 
 def _calibrate_caches(data, spans, base, prov, warnings, rng) -> None:
@@ -241,7 +306,7 @@ def _calibrate_caches(data, spans, base, prov, warnings, rng) -> None:
             continue
         hit = ~mine["span_id"].astype(str).isin(has_child).to_numpy()
         out[cname] = {"lookups": int(len(mine)), "hit_ratio": float(hit.mean())}
-        times = mine.loc[hit, "latency_s"].to_numpy(dtype=float)
+        times = mine.loc[hit & ~mine["error"].to_numpy(dtype=bool), "latency_s"].to_numpy(dtype=float)
         if cache.serialization_method and len(times):
             cost = data["serialization"][cache.serialization_method]
             size = mine.loc[hit, "bytes_out"].fillna(0).to_numpy(dtype=float)
@@ -276,14 +341,17 @@ def assess(cal: Calibration, *, replications: int = 5, seed: int = 0, thresholds
     warm = pd.Timedelta(seconds=min(warmup_s, train_s))
     start = cal.split.at - warm
     replay = roots(cal.trace[(cal.trace["timestamp"] >= start) & (cal.trace["timestamp"] <= end)])
-    workload = arrival_table(replay, cal.model, cal.classes, cal.keys, start=start, end=end)
+    unseen = int(cal.classes.of(test["class"]).isna().sum())
+    test = test[cal.classes.of(test["class"]).notna().to_numpy()]
+    workload = arrival_table(replay, cal.model, cal.classes, cal.keys, start=start, end=end,
+                             jitter_s=cal.resolution_s, rng=np.random.default_rng(seed))
     # a span trace times requests from the entry's handler start, so the twin is timed alike
     handler = bool(cal.trace["span_id"].notna().any())
     results = run_replications(cal.model, workload, replications=replications, seed=seed, jobs=jobs,
                                warmup_s=warm.total_seconds(), progress=progress, record_spans=handler)
     util, hits = observed_load(cal, cal.split.at, end)
     fid = compare(test, cal.classes.of(test["class"]), twin_latencies(results, handler=handler), results,
-                  thresholds=thresholds, window_s=held_s, utilisation=util, hit_ratio=hits)
+                  thresholds=thresholds, window_s=held_s, utilisation=util, hit_ratio=hits, left_out=unseen)
     return fid, results
 
 

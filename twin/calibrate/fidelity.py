@@ -59,6 +59,7 @@ class Fidelity:
     thresholds: Thresholds
     window_s: float
     replications: int
+    left_out: int = 0  # held-out requests of classes calibration never saw (not replayed)
     samples: dict = field(default_factory=dict, compare=False, repr=False)  # scope -> (trace, twin) latencies
 
     @property
@@ -83,7 +84,7 @@ class Fidelity:
         def clean(v):
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
-        return {"verdict": self.verdict, "window_s": self.window_s,
+        return {"verdict": self.verdict, "window_s": self.window_s, "left_out": self.left_out,
                 "replications": self.replications, "thresholds": asdict(self.thresholds),
                 "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in self.rows]}
 
@@ -92,11 +93,16 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / abs(b) if b else (0.0 if a == b else math.inf)
 
 
-def _judge(value: float, limit: float | None, enough: bool, noise: float = 0.0) -> tuple[float | None, bool | None]:
-    """Fail what is beyond the limit even allowing for noise; else judge only what noise permits."""
+CLEAR_MISS_MIN = 20  # requests needed before a miss beyond limit + noise fails a row
+
+
+def _judge(value: float, limit: float | None, enough: bool, noise: float = 0.0,
+           n: int = CLEAR_MISS_MIN) -> tuple[float | None, bool | None]:
+    """Fail what is beyond the limit even allowing for noise (at any size worth a look); else
+    judge only what the sample size and its noise permit."""
     if limit is None:
         return None, None
-    if enough and value > limit + noise:
+    if n >= CLEAR_MISS_MIN and value > limit + noise:
         return limit, False
     if not enough or not noise <= limit / 2:
         return limit, None
@@ -125,7 +131,7 @@ def twin_latencies(results: list[ReplicationResult], *, handler: bool) -> tuple[
         names = np.asarray(req.class_names)
         if handler:
             cols = r.spans.columns
-            root = np.flatnonzero(np.asarray(cols["parent"]) < 0)
+            root = np.flatnonzero((np.asarray(cols["parent"]) < 0) & (np.asarray(cols["kind"]) == 0))
             request = np.asarray(cols["request"])[root]
             win = req.in_window()[request]
             lat.append((np.asarray(cols["end_s"]) - np.asarray(cols["start_s"]))[root][win])
@@ -141,7 +147,8 @@ def twin_latencies(results: list[ReplicationResult], *, handler: bool) -> tuple[
 
 def compare(observed: pd.DataFrame, observed_class: pd.Series, twin: tuple[np.ndarray, np.ndarray, np.ndarray],
             results: list[ReplicationResult], *, thresholds: Thresholds = Thresholds(), window_s: float,
-            utilisation: dict[str, float] | None = None, hit_ratio: dict[str, float] | None = None) -> Fidelity:
+            utilisation: dict[str, float] | None = None, hit_ratio: dict[str, float] | None = None,
+            left_out: int = 0) -> Fidelity:
     """Compare held-out requests (``observed``: latency_s, error; ``observed_class``: model class
     names) with the twin's replays of them: ``twin`` is (latency, class, ok) from ``twin_latencies``.
 
@@ -170,14 +177,14 @@ def compare(observed: pd.DataFrame, observed_class: pd.Series, twin: tuple[np.nd
         if n_a and n_b:
             ks = float(stats.ks_2samp(a, b).statistic)
             ks_noise = 1.358 * math.sqrt(1 / n_a + 1 / n_b)  # two-sample KS critical value at 5%
-            limit, ok = _judge(ks, t.max_ks, enough, ks_noise)
+            limit, ok = _judge(ks, t.max_ks, enough, ks_noise, min(n_a, n_b))
             rows.append(Row(scope, "latency KS", math.nan, math.nan, ks, limit, ok, n_a, n_b, ks_noise))
             qa, qb = np.percentile(a, QUANTILES), np.percentile(b, QUANTILES)
             sa = np.sort(a)
             for q, x, y in zip(QUANTILES, qa, qb):
                 err = _rel(float(y), float(x))
                 noise = quantile_noise(sa, q / 100)
-                limit, ok = _judge(err, limits[q], enough, noise)
+                limit, ok = _judge(err, limits[q], enough, noise, min(n_a, n_b))
                 rows.append(Row(scope, f"latency p{q} (s)", float(x), float(y), err, limit, ok, n_a, n_b, noise))
         thr_trace = float((mine_trace & ok_trace).sum()) / window_s
         thr_twin = float((mine_twin & ok_twin).sum()) / window_s / n_reps
@@ -191,8 +198,9 @@ def compare(observed: pd.DataFrame, observed_class: pd.Series, twin: tuple[np.nd
                         int(mine_trace.sum()), int(mine_twin.sum())))
     for name, value in (utilisation or {}).items():
         twin = float(np.mean([r.services[name].utilisation for r in results]))
-        rows.append(Row(name, "utilisation", value, twin, abs(twin - value), None, None, 0, 0))
+        rows.append(Row(name, "utilisation (spans / skeleton workers)", value, twin, abs(twin - value), None, None,
+                        0, 0))
     for name, value in (hit_ratio or {}).items():
         twin = float(np.mean([r.caches[name].hit_ratio for r in results]))
         rows.append(Row(name, "cache hit ratio", value, twin, abs(twin - value), None, None, 0, 0))
-    return Fidelity(rows, thresholds, window_s, n_reps, samples)
+    return Fidelity(rows, thresholds, window_s, n_reps, left_out, samples)

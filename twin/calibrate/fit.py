@@ -151,6 +151,8 @@ def fit_distribution(x, *, families=FAMILIES, max_samples: int = 200_000, rng: n
     pos = x[x > 0]
     if zeros:
         notes.append(f"{zeros} of {n} values are zero ({zeros / n:.2%}); fitted on the positive values")
+    if pos.min() == pos.max():  # a few zeros beside one repeated value: no family has a spread to fit
+        return _empirical(x, max_empirical, {}, {}, len(pos), "one value repeated besides a few zeros", notes)
     if len(pos) > max_samples:
         pos = pos[np.sort(rng.choice(len(pos), max_samples, replace=False))]
     logx = np.log(pos)

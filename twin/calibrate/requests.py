@@ -47,7 +47,10 @@ class ClassMap:
     shares: dict[str, float]  # model class name -> share of requests
 
     def of(self, labels: pd.Series) -> pd.Series:
-        return labels.astype(str).map(self.names).fillna(self.names.get("*", "other"))
+        """Model class names; a label never seen in calibration goes to ``other`` when there is
+        one, else NaN (the caller decides what to do with such requests)."""
+        named = labels.astype(str).map(self.names)
+        return named.fillna(self.names["*"]) if "*" in self.names else named
 
 
 def class_map(requests: pd.DataFrame, *, max_classes: int = 12, min_share: float = 0.005) -> ClassMap:
@@ -92,16 +95,27 @@ def split_in_time(trace: pd.DataFrame, holdout: float) -> Split:
     return Split(train, test, at)
 
 
-def key_ids(trace: pd.DataFrame) -> dict[str, int]:
-    """A stable integer id per distinct key (most requested first, so ids read as popularity ranks)."""
-    keys = trace["key"].dropna().astype(str)
-    return {k: i for i, k in enumerate(keys.value_counts().index)}
+def key_ids(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, int]:
+    """A stable integer id per distinct key: keys ranked by their popularity in the calibration
+    part (so ids read as Zipf ranks), then keys first seen in the held-out part."""
+    seen = train["key"].dropna().astype(str).value_counts().index
+    later = pd.Index(test["key"].dropna().astype(str).unique()).difference(seen)
+    return {k: i for i, k in enumerate([*seen, *later])}
 
 
 def arrival_table(requests: pd.DataFrame, model: SystemModel, classes: ClassMap, keys: dict[str, int], *,
-                  start: pd.Timestamp, end: pd.Timestamp) -> Workload:
-    """The real arrivals of ``requests`` as the twin's arrival table, time 0 at ``start``."""
+                  start: pd.Timestamp, end: pd.Timestamp, jitter_s: float = 0.0,
+                  rng: np.random.Generator | None = None) -> Workload:
+    """The real arrivals of ``requests`` as the twin's arrival table, time 0 at ``start``.
+
+    ``jitter_s``: the resolution of the trace's timestamps (1 s in a Common Log Format line);
+    arrivals are spread uniformly over it, since a whole second's requests did not arrive at
+    its first instant.  Requests of classes the model does not know are left out.
+    """
+    requests = requests[classes.of(requests["class"]).notna().to_numpy()]
     t = (requests["timestamp"] - start).dt.total_seconds().to_numpy()
+    if jitter_s > 0:
+        t = t + (rng or np.random.default_rng(0)).uniform(0.0, jitter_s, len(t))
     size = requests["bytes_out"].where(requests["bytes_out"].notna(), requests["bytes_in"])
     frame = pd.DataFrame({
         "time_s": t,
@@ -110,5 +124,6 @@ def arrival_table(requests: pd.DataFrame, model: SystemModel, classes: ClassMap,
         "key": requests["key"].astype(object).map(keys).fillna(-1).astype(np.int64).to_numpy()
         if len(keys) else np.full(len(t), -1, np.int64),
     })
+    frame = frame.sort_values("time_s", kind="stable", ignore_index=True)
     return Workload.from_frame(frame, model, duration_s=max((end - start).total_seconds(), float(t.max()) + 1e-9),
                                source="held-out trace")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from ..traces.spangraph import CLIENT_CALLER, call_graph, root_classes
@@ -103,9 +102,16 @@ def concurrency(spans: pd.DataFrame, *, min_parents: int = 20) -> tuple[dict[str
         return per[per["sibling"]].reset_index(drop=len(groups) > 1)
 
     modes, fanouts = {}, {}
-    per = overlapping(["parent"])
-    distinct = frame.groupby("parent")["target"].nunique()
-    per = per[distinct.reindex(per["parent"]).to_numpy() > 1]
+    # call mode: do calls to *different* targets overlap? Each target's calls under one parent
+    # collapse into their hull first, so a parallel fan-out to one target does not count.
+    hull = frame.groupby(["parent", "target"], as_index=False).agg(caller=("caller", "first"),
+                                                                  start=("start", "min"), end=("end", "max"))
+    hull = hull.sort_values(["parent", "start"])
+    same = hull["parent"].eq(hull["parent"].shift())
+    prev_end = hull.groupby("parent", sort=False)["end"].cummax().shift()
+    hull = hull.assign(sibling=same, overlap=same & (hull["start"] < prev_end - 1e-9))
+    per = hull.groupby("parent").agg(of=("caller", "first"), sibling=("sibling", "any"), overlap=("overlap", "any"))
+    per = per[per["sibling"]]
     for caller, g in per.groupby("of"):
         if len(g) >= min_parents:
             modes[caller] = bool(g["overlap"].mean() > 0.5)

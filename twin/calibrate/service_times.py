@@ -46,17 +46,20 @@ def request_class_of_spans(spans: pd.DataFrame, classes: ClassMap) -> pd.Series:
 
 def fit_services(spans: pd.DataFrame, classes: ClassMap, services: list[str], *, rng: np.random.Generator,
                  min_class_samples: int = 200, split_p: float = 1e-3,
-                 split_effect: float = 0.05) -> dict[str, ServiceFit]:
+                 split_effect: float = 0.05) -> tuple[dict[str, ServiceFit], list[str]]:
     """Fit each service's exclusive times; a class gets its own fit when its times differ clearly.
 
     "Clearly" means both a two-sample KS test against the service's other classes with
     p < ``split_p`` and a mean that differs by more than ``split_effect``: with a million spans a
-    KS test finds differences nobody would model.
+    KS test finds differences nobody would model.  The service's own (pooled) fit then covers the
+    other classes only.  Failed spans (rejected, timed out, errors) are left out: their durations
+    say how the failure went, not how long the work takes.  Returns the fits and warnings.
     """
     cls = request_class_of_spans(spans, classes)
-    out = {}
+    out, warnings = {}, []
+    ok_spans = ~spans["error"].to_numpy(dtype=bool)
     for service in services:
-        mine = (spans["service"].astype(str) == service).to_numpy()
+        mine = (spans["service"].astype(str) == service).to_numpy() & ok_spans
         x = spans.loc[mine, "exclusive_s"].to_numpy(dtype=float)
         c = cls[mine].to_numpy()
         ok = np.isfinite(x)
@@ -66,7 +69,6 @@ def fit_services(spans: pd.DataFrame, classes: ClassMap, services: list[str], *,
         if skewed:  # clocks of caller and callee disagree: a callee seems to outlast its caller
             notes.append(f"{skewed} span(s) with negative exclusive time (clock skew) counted as 0 s")
             x = np.maximum(x, 0.0)
-        pooled = fit_distribution(x, rng=rng)
         by_class = {}
         labels = [k for k in pd.unique(c) if isinstance(k, str)]
         if len(labels) > 1:
@@ -78,8 +80,17 @@ def fit_services(spans: pd.DataFrame, classes: ClassMap, services: list[str], *,
                 differs = abs(a.mean() - b.mean()) > split_effect * b.mean()
                 if differs and stats.ks_2samp(a, b).pvalue < split_p:
                     by_class[label] = fit_distribution(a, rng=rng)
+        rest = ~np.isin(c, list(by_class)) if by_class else np.ones(len(x), bool)
+        try:
+            pooled = fit_distribution(x[rest] if rest.sum() >= min_class_samples else x, rng=rng)
+        except TooFewSamples as e:
+            warnings.append(f"{service}: {e.count} successful spans, too few to fit; the skeleton's service "
+                            f"time stays")
+            continue
+        if pooled.dist.mean() == 0:
+            warnings.append(f"{service}: every measured service time is 0 s")
         out[service] = ServiceFit(service, pooled, by_class, notes=tuple(notes))
-    return out
+    return out, warnings
 
 
 def quiet_latencies(requests: pd.DataFrame, *, window_s: float | None = None,
@@ -117,9 +128,16 @@ def unqueued_latencies(requests: pd.DataFrame, servers: int) -> np.ndarray:
 
 def fit_from_latency(service: str, requests: pd.DataFrame, *, rng: np.random.Generator,
                      utilisation: pd.Series | None = None, servers: int = 1,
-                     min_samples: int = 500) -> ServiceFit:
-    """Service time of a service seen only through its request latencies (no downstream calls)."""
-    lat = unqueued_latencies(requests, servers)
+                     min_samples: int = 500, resolution_s: float = 0.0) -> ServiceFit:
+    """Service time of a service seen only through its request latencies (no downstream calls).
+
+    Counting requests in progress needs timestamps finer than the latencies; with coarser ones
+    (a Common Log Format second against 100 ms requests) the quietest periods are used.
+    Raises ``TooFewSamples`` when there is too little to fit.
+    """
+    requests = requests[~requests["error"].to_numpy(dtype=bool)]
+    fine = resolution_s < 0.1 * float(np.median(requests["latency_s"])) if len(requests) else False
+    lat = unqueued_latencies(requests, servers) if fine else np.empty(0)
     if len(lat) >= min_samples:
         source = "latency of unqueued requests"
         notes = [f"{len(lat):,} of {len(requests):,} requests found a free worker (of {servers}) on arrival; "
@@ -129,6 +147,8 @@ def fit_from_latency(service: str, requests: pd.DataFrame, *, rng: np.random.Gen
         source = "quiet-period latency"
         notes = [f"latency of the requests in the quietest 20% of {window_s:g} s windows (<= {rate:.3g} req/s), "
                  f"where queueing is assumed negligible"]
+        if not fine:
+            notes.append(f"timestamps resolve {resolution_s:g} s only: too coarse to tell which requests queued")
     fit = fit_distribution(lat, rng=rng)
     law = utilisation_law(requests, utilisation, servers) if utilisation is not None else None
     if law is not None:

@@ -16,6 +16,7 @@ import numpy as np
 from ..calibrate.calibrate import Calibration
 from ..calibrate.fidelity import Fidelity
 from ..calibrate.requests import roots
+from ..calibrate.service_times import quiet_latencies, unqueued_latencies
 from .html import figure_tag, page, table
 
 
@@ -72,9 +73,14 @@ def _figures(cal: Calibration, fid: Fidelity) -> list[str]:
     rng = np.random.default_rng(0)
     for svc, sf in cal.services.items():
         if len(spans):
-            x = spans.loc[spans["service"].astype(str) == svc, "exclusive_s"].dropna().to_numpy(dtype=float)
-        else:
-            x = roots(train).loc[lambda d: d["service"].astype(str) == svc, "latency_s"].to_numpy(dtype=float)
+            mine = spans[(spans["service"].astype(str) == svc).to_numpy() & ~spans["error"].to_numpy(dtype=bool)]
+            x = mine["exclusive_s"].dropna().to_numpy(dtype=float)
+        else:  # the sample the fit was made on: requests that did not queue, or the quiet periods'
+            mine = roots(train)
+            mine = mine[(mine["service"].astype(str) == svc).to_numpy() & ~mine["error"].to_numpy(dtype=bool)]
+            spec = cal.model.services[svc]
+            x = (unqueued_latencies(mine, spec.instances * spec.workers) if sf.source.startswith("latency of unq")
+                 else quiet_latencies(mine)[0])
         if len(x) < 2:
             continue
         fitted = sf.pooled.dist.sample(rng, 20000)

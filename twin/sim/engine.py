@@ -20,7 +20,7 @@ from ..spec.distributions import Deterministic, Exponential
 from ..spec.model import MAX_SAMPLES
 from .cache import STORES
 from .nodes import INCOMPLETE, Backoff, CacheNode, Call, Instance, Request, ServiceNode, Slots
-from .results import CacheStats, FrozenMap, ReplicationResult, RequestRecords, ServiceStats, SpanRecords, TimeSeries
+from .results import CLIENT_SPAN, SERVER_SPAN, CacheStats, FrozenMap, ReplicationResult, RequestRecords, ServiceStats, SpanRecords, TimeSeries
 from .streams import Uniforms, draws, substream
 from .workload import Workload
 
@@ -124,6 +124,21 @@ class _Engine:
         cols["start_s"].append(start)
         cols["end_s"].append(self.env.now)
         cols["status"].append(status)
+        cols["kind"].append(SERVER_SPAN)
+
+    def client_span(self, req, node, parent, span, start, status):
+        """A call as its caller saw it: ``node`` is the callee, ``parent`` the caller's span."""
+        cols = self.spans
+        cols["span"].append(span)
+        cols["parent"].append(parent)
+        cols["request"].append(req.index)
+        cols["node"].append(node)
+        cols["instance"].append(-1)
+        cols["arrive_s"].append(start)
+        cols["start_s"].append(start)
+        cols["end_s"].append(self.env.now)
+        cols["status"].append(status)
+        cols["kind"].append(CLIENT_SPAN)
 
     # -- processes -----------------------------------------------------------------------
     def _arrivals(self):

@@ -500,17 +500,23 @@ class Call:
         return next((s for s in statuses if s != OK), OK)
 
     def with_retries(self, target, req, inst, span):
-        env = self.eng.env
+        eng = self.eng
+        env = eng.env
         status = OK
+        # each attempt is a client span of the caller: from before its pool wait and network delay
+        # to the response, or to the caller's timeout (the external client's own call is not traced)
+        tracing = eng.spans is not None and not self.root
         for attempt in range(self.retries + 1):
             if attempt:
                 yield env.timeout(self.backoff.delay(attempt))
             if self.root:
                 req.attempts = attempt + 1
+            call = eng.next_span_id() if tracing else span
+            began = env.now
             if self.timeout is None:
-                status = yield from self.roundtrip(target, req, inst, span)
+                status = yield from self.roundtrip(target, req, inst, call)
             else:
-                child = env.process(self.roundtrip(target, req, inst, span))
+                child = env.process(self.roundtrip(target, req, inst, call))
                 yield child | env.timeout(self.timeout)
                 if child.triggered:
                     status = child.value
@@ -518,6 +524,8 @@ class Call:
                     status = TIMEOUT
                     if req.counted:
                         target.timeouts += 1
+            if tracing:
+                eng.client_span(req, target.code, span, call, began, status)
             if status == OK:
                 return OK
         return status

@@ -77,15 +77,26 @@ class RequestRecords:
         })
 
 
+SERVER_SPAN, CLIENT_SPAN = 0, 1
+
+
 @dataclass(frozen=True, eq=False)
 class SpanRecords:
-    """One row per visit of a node (when the run recorded spans): the twin's own trace."""
+    """The twin's own trace (when the run recorded spans).
+
+    A *server* span per visit of a node: ``arrive_s`` at the node, ``start_s`` when a worker took
+    it, ``end_s`` when it finished.  A *client* span per call attempt that has a timeout, retries,
+    a pool or a network delay: from the caller's start of the call (before its pool wait and
+    delay) to the response or the caller's timeout; ``node`` is the callee, and the callee's
+    server span is its child.  A plain call has no client span: its interval is the callee's
+    ``arrive_s`` to ``end_s``.
+    """
 
     COLUMNS = {"span": "q", "parent": "q", "request": "q", "node": "h", "instance": "h",
-               "arrive_s": "d", "start_s": "d", "end_s": "d", "status": "b"}
+               "arrive_s": "d", "start_s": "d", "end_s": "d", "status": "b", "kind": "b"}
     DTYPES = {"span": np.int64, "parent": np.int64, "request": np.int64, "node": np.int16,
               "instance": np.int16, "arrive_s": np.float64, "start_s": np.float64, "end_s": np.float64,
-              "status": np.int8}
+              "status": np.int8, "kind": np.int8}
 
     columns: Mapping[str, np.ndarray]
     node_names: tuple[str, ...]
@@ -97,6 +108,7 @@ class SpanRecords:
         df = pd.DataFrame({k: np.asarray(v) for k, v in self.columns.items()})
         df["node"] = pd.Categorical.from_codes(df["node"], categories=list(self.node_names))
         df["status"] = pd.Categorical.from_codes(df["status"], categories=list(STATUS_NAMES))
+        df["kind"] = pd.Categorical.from_codes(df["kind"], categories=["server", "client"])
         return df.sort_values(["request", "span"], kind="stable", ignore_index=True)
 
 

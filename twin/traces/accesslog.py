@@ -220,6 +220,7 @@ class _Chunk:
     def __init__(self):
         self.numbers, self.classes, self.rows, self.upstream_s = [], [], [], []
         self.bad: list[int] = []
+        self.whole_seconds = True
 
 
 def _times(fmt: LogFormat, values: tuple[str, ...], parser: TimestampParser, first: int) -> pd.Series:
@@ -260,6 +261,8 @@ def _convert(chunk: _Chunk, fmt: LogFormat, names: list[str], parser: TimestampP
         return pd.to_numeric(text, errors="coerce").astype(float)
     status = pd.array(number("status"), dtype="Int64")
     latency = number(fmt.latency) * _LATENCY_S[fmt.latency] if fmt.latency else np.full(n, np.nan)
+    # written to the second only? (Common Log Format, $time_local): then arrivals are that coarse
+    chunk.whole_seconds = bool((ts.dropna().astype("int64") % 10**9 == 0).all())
     if fmt.at_end and fmt.latency:  # logged at the end: the request arrived one latency earlier
         ts = ts - pd.to_timedelta(np.nan_to_num(latency), unit="s")
     users = f.get("user", ())
@@ -287,6 +290,7 @@ class _Scan:
                                                         "bytes_in") if g in groups]
         self.names += [fmt.latency] if fmt.latency and fmt.latency != "upstream_s" else []
         self.disorder, self.offsets, self.frames = Disorder(), set(), []
+        self.whole_seconds = True  # every written time fell on a whole second
         self.nonblank = False
         self.methods: dict[str, bool] = {}
         self.skipped = {"no request line (such as '-' for a timed-out connection)": [0, 0],
@@ -336,6 +340,7 @@ class _Scan:
         frame, bad_times = _convert(c, self.fmt, self.names, self.parser) if c.numbers else (None, [])
         for number in sorted(c.bad + bad_times):
             self.report.bad_line(number)
+        self.whole_seconds &= c.whole_seconds
         if frame is not None and len(frame):
             frame["service"] = category(self.service, len(frame))
             self.disorder.update(frame["timestamp"])
@@ -394,4 +399,6 @@ def read_access_log(path, *, format: str = "combined", service: str = "web",
     if report.malformed and not keep_going:
         raise TraceError(f"{report.malformed_message()} not in the {fmt.name} {KEEP_GOING_HINT}")
     report.warnings += scan.warnings()
+    if scan.whole_seconds:
+        report.time_resolution_s = 1.0
     return finish(scan.frames, report, require_latency=fmt.latency is not None), report

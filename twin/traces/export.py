@@ -15,10 +15,12 @@ Each span a replication recorded (``run_replication(..., record_spans=True)``) b
 - times: ``epoch + start_s`` to ``epoch + end_s`` in integer nanoseconds.  The start is the
   handler's start, after its queue wait (a cache span starts on arrival), as instrumentation
   in a handler sees it.
-- calls: each call also gets the caller's CLIENT span (id: the callee's span number with bit 62
-  set), from the callee's arrival to its end, and the callee's server span is its child, as
-  instrumented clients write it.  A caller's exclusive time is then its service time plus the
-  network delays of its calls, without the callees' queue waits.
+- calls: each call has the caller's CLIENT span and the callee's server span is its child, as
+  instrumented clients write it.  The twin records a client span for a call with a timeout,
+  retries, a pool or a network delay (from before the pool wait and delay to the response or
+  the timeout); a plain call gets one from the callee's arrival to its end (id: the callee's span
+  number with bit 62 set).  A caller's exclusive time is then its own service time, without
+  network, pool and queue waits.
 - status: ``{}`` (unset) when ok, else ``{"code": 2, "message": <twin status>}``; service spans
   also carry ``http.response.status_code`` (200; 500 error, 503 rejected or unavailable, 504
   timeout), cache spans none.
@@ -55,7 +57,8 @@ __all__ = ["twin_spans_to_frame", "twin_spans_to_otlp", "write_otlp_json"]
 
 _HTTP_STATUS = {"ok": 200, "error": 500, "rejected": 503, "unavailable": 503, "timeout": 504, "incomplete": 500}
 _SERVER, _CLIENT, _ERROR = 2, 3, 2  # OTLP SpanKind SERVER and CLIENT, StatusCode ERROR
-_CLIENT_BIT = 1 << 62  # a call's client span id: the callee's span number with this bit set
+_CLIENT_BIT = 1 << 62  # a plain call's client span id: the callee's span number with this bit set
+_TWIN_CLIENT = 1  # SpanRecords kind of a recorded client span
 
 
 def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Callable | None = None,
@@ -81,11 +84,14 @@ def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Cal
                           digest_size=8).hexdigest()
     extra = _request_data(workload, request, len(result.requests))
     arrive_ns = (epoch_ns + np.rint(cols["arrive_s"] * 1e9).astype(np.int64)).tolist()
+    kinds = cols["kind"].tolist()
+    is_client = dict(zip(cols["span"].tolist(), kinds))
     owner = dict(zip(cols["span"].tolist(), zip(cols["node"].tolist(), cols["instance"].tolist())))
     groups: dict[tuple[int, int], list] = {}
     rows = zip(request.tolist(), cols["span"].tolist(), cols["parent"].tolist(), cols["node"].tolist(),
-               cols["instance"].tolist(), cols["status"].tolist(), classes.tolist(), start_ns, end_ns, arrive_ns)
-    for i, (req, span, parent, node, inst, status, cls, start, end, arrive) in enumerate(rows):
+               cols["instance"].tolist(), cols["status"].tolist(), classes.tolist(), start_ns, end_ns, arrive_ns,
+               kinds)
+    for i, (req, span, parent, node, inst, status, cls, start, end, arrive, kind) in enumerate(rows):
         name = STATUS_NAMES[status]
         attrs = [_attr("twin.class", cls)]
         if not is_cache[node]:
@@ -95,8 +101,17 @@ def twin_spans_to_otlp(result, *, epoch: pd.Timestamp, service_of: Mapping | Cal
             if value is not None and (key != "http.request.body.size" or not is_cache[node]):
                 attrs.append(_attr(key, value))
         trace = f"{run}{req:016x}"
+        if kind == _TWIN_CLIENT:  # the twin recorded this call as its caller saw it
+            groups.setdefault(owner.get(parent, (node, inst)), []).append({
+                "traceId": trace, "spanId": f"{span:016x}", "parentSpanId": f"{parent:016x}",
+                "name": f"call {nodes[node]}", "kind": _CLIENT, "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(end), "attributes": [],
+                "status": {} if name == "ok" else {"code": _ERROR, "message": name}})
+            continue
         caller = ""
-        if parent >= 0:  # the call, as the caller's client span saw it
+        if parent >= 0 and is_client.get(parent) == _TWIN_CLIENT:
+            caller = f"{parent:016x}"
+        elif parent >= 0:  # a plain call: its client span runs from the callee's arrival to its end
             caller = f"{span | _CLIENT_BIT:016x}"
             groups.setdefault(owner.get(parent, (node, inst)), []).append({
                 "traceId": trace, "spanId": caller, "parentSpanId": f"{parent:016x}",
@@ -127,7 +142,17 @@ def twin_spans_to_frame(result, *, epoch: pd.Timestamp, workload=None) -> pd.Dat
     spans = result.spans
     if spans is None:
         raise TraceError("this replication recorded no spans; run it with record_spans=True")
-    cols = {k: np.asarray(v) for k, v in spans.columns.items()}
+    every = {k: np.asarray(v) for k, v in spans.columns.items()}
+    client = every["kind"] == _TWIN_CLIENT
+    # a server span's caller: its parent, or the parent of the client span it hangs under
+    where = pd.Index(every["span"]).get_indexer(every["parent"])
+    via_client = (where >= 0) & client[np.maximum(where, 0)]
+    up = np.where(via_client, every["parent"][np.maximum(where, 0)], every["parent"])
+    call_start = np.where(via_client, every["start_s"][np.maximum(where, 0)], every["arrive_s"])
+    call_end = np.where(via_client, every["end_s"][np.maximum(where, 0)], every["end_s"])
+    server = ~client
+    cols = {k: v[server] for k, v in every.items()}
+    parent, call_start, call_end = up[server], call_start[server], call_end[server]
     request = cols["request"]
     nodes = np.asarray(spans.node_names, dtype=object)
     node = cols["node"]
@@ -140,7 +165,6 @@ def twin_spans_to_frame(result, *, epoch: pd.Timestamp, workload=None) -> pd.Dat
     http = pd.array(np.where(is_cache, np.where(status == "ok", 200, 500), http), dtype="Int64")
     start = pd.Timestamp(_epoch_ns(epoch), tz="UTC") + pd.to_timedelta(np.rint(cols["start_s"] * 1e9), unit="ns")
     hexes = np.vectorize("{:016x}".format, otypes=[object])
-    parent = cols["parent"]
     frame = pd.DataFrame({
         "timestamp": start, "class": pd.Categorical.from_codes(
             np.asarray(result.requests.cls)[request], categories=list(result.requests.class_names)),
@@ -157,12 +181,12 @@ def twin_spans_to_frame(result, *, epoch: pd.Timestamp, workload=None) -> pd.Dat
         frame["key"] = pd.array(np.where(key >= 0, key.astype(str), None), dtype="string[pyarrow]")
         session = np.asarray(workload.session)[request]
         frame["session"] = pd.array(np.where(session >= 0, session.astype(str), None), dtype="string[pyarrow]")
-    # exclusive time as the OTLP round trip gives it: calls cover the callee from its arrival
+    # exclusive time as the OTLP round trip gives it: a call covers its client span
     position = pd.Index(cols["span"]).get_indexer(parent)
     position[parent < 0] = -1
     start_ns, end_ns = [np.rint(cols[k] * 1e9).astype(np.int64) for k in ("start_s", "end_s")]
-    arrive_ns = np.rint(cols["arrive_s"] * 1e9).astype(np.int64)
-    frame["exclusive_s"] = _exclusive_ns(start_ns, end_ns, position, arrive_ns, end_ns) / 1e9
+    frame["exclusive_s"] = _exclusive_ns(start_ns, end_ns, position, np.rint(call_start * 1e9).astype(np.int64),
+                                         np.rint(call_end * 1e9).astype(np.int64)) / 1e9
     return conform(frame, "twin spans")
 
 

@@ -67,6 +67,7 @@ class ReadReport:
     malformed: int = 0
     first_malformed: list[int] = field(default_factory=list)  # line numbers (1-based), at most 5
     warnings: list[str] = field(default_factory=list)
+    time_resolution_s: float | None = None  # how finely times were written, where coarse (1 s in CLF)
 
     def bad_line(self, line_number: int) -> None:
         self.malformed += 1

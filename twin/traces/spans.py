@@ -72,7 +72,7 @@ def read_otlp_json(path, *, keep_going: bool = False) -> tuple[pd.DataFrame, Rea
     >>> report.rows, report.warnings[0].endswith("taken as roots")
     (8, True)
     """
-    return _read(path, keep_going, _otlp_document)
+    return _linked(*read_raw(path, "otlp", keep_going=keep_going))
 
 
 def read_jaeger_json(path, *, keep_going: bool = False) -> tuple[pd.DataFrame, ReadReport]:
@@ -83,7 +83,21 @@ def read_jaeger_json(path, *, keep_going: bool = False) -> tuple[pd.DataFrame, R
     >>> frame["service"].tolist()[:2]
     ['gateway', 'orders']
     """
-    return _read(path, keep_going, _jaeger_document)
+    return _linked(*read_raw(path, "jaeger", keep_going=keep_going))
+
+
+def read_raw(path, kind: str, *, keep_going: bool = False) -> tuple[pd.DataFrame, ReadReport]:
+    """Every span of an OTLP ('otlp') or Jaeger ('jaeger') file, of any kind, unlinked
+    (``spangraph.RAW_COLUMNS``): spans of one trace spread over several files are linked
+    together by ``spangraph.server_spans`` on the joined tables."""
+    return _read(path, keep_going, {"otlp": _otlp_document, "jaeger": _jaeger_document}[kind])
+
+
+def _linked(raw: pd.DataFrame, report: ReadReport) -> tuple[pd.DataFrame, ReadReport]:
+    frame, warnings = server_spans(raw, source=report.source)
+    report.warnings.extend(warnings)
+    report.rows = len(frame)
+    return frame, report
 
 
 def _read(path, keep_going: bool, parse: Callable) -> tuple[pd.DataFrame, ReadReport]:
@@ -122,10 +136,7 @@ def _read(path, keep_going: bool, parse: Callable) -> tuple[pd.DataFrame, ReadRe
         report.warnings.append(f"{source}: {bad_spans} malformed span(s) skipped; the first: {first_problem}")
     if not rows:
         raise TraceError(f"{source}: no spans in the trace")
-    frame, warnings = server_spans(_raw_frame(rows), source=source)
-    report.warnings.extend(f"{source}: {w}" for w in warnings)
-    report.rows = len(frame)
-    return frame, report
+    return _raw_frame(rows), report
 
 
 def _documents(path: Path, source: str) -> Iterator[tuple[int | None, object]]:
