@@ -30,7 +30,7 @@ from .fit import Fit, TooFewSamples, fit_distribution
 from .popularity import dispersion_curve, fit_zipf
 from .requests import ClassMap, Split, arrival_table, class_map, key_ids, roots, split_in_time
 from .routing import Edge, concurrency, edges
-from .service_times import ServiceFit, fit_from_latency, fit_services
+from .service_times import ServiceFit, fit_from_latency, fit_services, request_class_of_spans
 from .skeleton import Skeleton
 
 MIN_REQUESTS = 200  # below this the trace is too short to fit anything worth simulating
@@ -237,9 +237,10 @@ def _fit_services(data, prov, split: Split, classes, base: SystemModel, services
         if utilisation:
             warnings.append("utilisation series are used with latency-only traces; with spans they are not needed")
         spans = train[train["span_id"].notna()]
-        fits, more = fit_services(spans, classes, services, rng=rng)
+        request_class = request_class_of_spans(spans, classes)
+        fits, more = fit_services(spans, classes, services, rng=rng, request_class=request_class)
         warnings += more
-        found = edges(spans, classes, skip_callers=frozenset(base.caches))
+        found = edges(spans, classes, skip_callers=frozenset(base.caches), request_class=request_class)
         modes, fanouts = concurrency(spans)
         for svc in services:
             calls, more = merge_calls(svc, base.services[svc].calls, [e for e in found if e.caller == svc], fanouts)
@@ -298,13 +299,14 @@ def _fit_arrivals(data, prov, requests, split: Split, trace, warnings) -> None:
 
 def _calibrate_caches(data, spans, base, prov, warnings, rng) -> None:
     """Hit time and observed hit ratio of each skeleton cache that has spans of its own."""
-    has_child = set(spans["parent_id"].dropna().astype(str))
     out = {}
     for cname, cache in base.caches.items():
         mine = spans[spans["service"].astype(str) == cname]
         if mine.empty:
             continue
-        hit = ~mine["span_id"].astype(str).isin(has_child).to_numpy()
+        # a miss calls the backend: its spans' parents are the missing lookups
+        called = spans.loc[(spans["service"].astype(str) == cache.backend).to_numpy(), "parent_id"].dropna()
+        hit = ~mine["span_id"].isin(called).to_numpy()
         out[cname] = {"lookups": int(len(mine)), "hit_ratio": float(hit.mean())}
         times = mine.loc[hit & ~mine["error"].to_numpy(dtype=bool), "latency_s"].to_numpy(dtype=float)
         if cache.serialization_method and len(times):
@@ -377,9 +379,9 @@ def observed_load(cal: Calibration, start: pd.Timestamp, end: pd.Timestamp) -> t
         busy = np.clip(np.minimum(b, window) - np.maximum(a, 0.0), 0.0, None).sum()
         util[name] = float(busy / (svc.instances * svc.workers * window))
     hits = {}
-    parents = set(spans["parent_id"].dropna().astype(str))
-    for name in cal.model.caches:
+    for name, cache in cal.model.caches.items():
         mine = spans[(spans["service"].astype(str) == name).to_numpy() & (t0 >= 0) & (t0 < window)]
         if len(mine):
-            hits[name] = float((~mine["span_id"].astype(str).isin(parents)).mean())
+            called = spans.loc[(spans["service"].astype(str) == cache.backend).to_numpy(), "parent_id"].dropna()
+            hits[name] = float((~mine["span_id"].isin(called)).mean())
     return util, hits

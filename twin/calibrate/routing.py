@@ -40,9 +40,11 @@ class Edge:
                 "probability": self.probability, "fanout": self.fanout, "caller_spans": self.caller_spans}
 
 
-def edges(spans: pd.DataFrame, classes: ClassMap, *, skip_callers=frozenset(), z: float = 3.0) -> list[Edge]:
+def edges(spans: pd.DataFrame, classes: ClassMap, *, skip_callers=frozenset(), z: float = 3.0,
+          request_class: pd.Series | None = None) -> list[Edge]:
     """The call edges with their probabilities and fan-outs (callers in ``skip_callers`` skipped).
 
+    ``request_class``: each span's request class, when the caller has it already.
     A class that reaches the caller but never calls the target is left out of the call's
     classes; the others share one call when their probabilities agree within ``z`` standard
     errors and their fan-outs round alike, else each gets its own.
@@ -52,7 +54,8 @@ def edges(spans: pd.DataFrame, classes: ClassMap, *, skip_callers=frozenset(), z
     graph = graph.assign(cls=classes.of(graph["class"]).to_numpy())
     graph = graph.groupby(["caller", "callee", "cls"], as_index=False)[["calling_spans", "calls"]].sum()
     reach = pd.DataFrame({"caller": spans["service"].astype(str),
-                          "cls": classes.of(root_classes(spans)).to_numpy()}).value_counts()
+                          "cls": (request_class if request_class is not None
+                                  else classes.of(root_classes(spans))).to_numpy()}).value_counts()
     out: list[Edge] = []
     for (caller, target), group in graph.groupby(["caller", "callee"]):
         reaching = reach[caller]

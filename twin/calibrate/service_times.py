@@ -45,8 +45,8 @@ def request_class_of_spans(spans: pd.DataFrame, classes: ClassMap) -> pd.Series:
 
 
 def fit_services(spans: pd.DataFrame, classes: ClassMap, services: list[str], *, rng: np.random.Generator,
-                 min_class_samples: int = 200, split_p: float = 1e-3,
-                 split_effect: float = 0.05) -> tuple[dict[str, ServiceFit], list[str]]:
+                 min_class_samples: int = 200, split_p: float = 1e-3, split_effect: float = 0.05,
+                 request_class: pd.Series | None = None) -> tuple[dict[str, ServiceFit], list[str]]:
     """Fit each service's exclusive times; a class gets its own fit when its times differ clearly.
 
     "Clearly" means both a two-sample KS test against the service's other classes with
@@ -55,7 +55,7 @@ def fit_services(spans: pd.DataFrame, classes: ClassMap, services: list[str], *,
     other classes only.  Failed spans (rejected, timed out, errors) are left out: their durations
     say how the failure went, not how long the work takes.  Returns the fits and warnings.
     """
-    cls = request_class_of_spans(spans, classes)
+    cls = request_class if request_class is not None else request_class_of_spans(spans, classes)
     out, warnings = {}, []
     ok_spans = ~spans["error"].to_numpy(dtype=bool)
     for service in services:
