@@ -271,7 +271,7 @@ def _convert(chunk: _Chunk, fmt: LogFormat, names: list[str], parser: TimestampP
         "bytes_in": number("bytes_in"), "bytes_out": number("bytes_out" if "bytes_out" in f else "bytes_sent"),
         "status": status, "error": (status >= 500).fillna(False).to_numpy(dtype=bool),
         "session": pd.array([None if u in ("-", "") else u for u in users] if users else [pd.NA] * n,
-                            dtype="string"),
+                            dtype="string[pyarrow]"),
     })
     bad = ts.isna().to_numpy()
     if not bad.any():

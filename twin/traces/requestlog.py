@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from .schema import COLUMNS, ReadReport, TraceError, conform
+from .schema import COLUMNS, ReadReport, TraceError, conform, missing
 
 UNIT_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 REQUIRED = ("timestamp",)  # a log without class or latency still tells arrivals, mix and sizes
@@ -81,7 +81,7 @@ class TimestampParser:
         elif pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
             out = self._epoch(values, first)
         else:
-            text = values.astype("string")
+            text = values.astype("string[pyarrow]")
             numbers = pd.to_numeric(text, errors="coerce") if self.time_unit else None
             if numbers is not None and numbers.notna().sum() == text.notna().sum():
                 out = self._epoch(numbers, first)
@@ -146,9 +146,23 @@ class TimestampParser:
                              f"pass time_zone (e.g. 'UTC' or 'Europe/Paris') to say where they were written")
         try:
             return naive.dt.tz_localize(self.time_zone).dt.tz_convert("UTC")
-        except ValueError as exc:
+        except _LOCAL_TIME_ERRORS as exc:
             raise TraceError(f"{self.source}: {exc} in {self.time_zone}; local times around a daylight-saving "
                              f"change are not exact instants: write timestamps with an offset or in UTC") from None
+
+
+def _local_time_errors() -> tuple[type[Exception], ...]:
+    """What pandas raises for a local time that does not exist or exists twice (pandas 2 uses
+    pytz's exceptions where pytz is installed, which are not ValueErrors)."""
+    try:
+        import pytz
+
+        return ValueError, pytz.exceptions.InvalidTimeError
+    except ImportError:
+        return (ValueError,)
+
+
+_LOCAL_TIME_ERRORS = _local_time_errors()
 
 
 class Disorder:
@@ -209,18 +223,20 @@ class Problems:
 
 
 def concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
-    """One frame from per-chunk frames, column by column, freeing each chunk's column as it goes."""
+    """One frame from per-chunk frames, column by column, without consolidating numeric columns
+    into one block (which would copy them all once more); the chunks are emptied on the way."""
     if len(chunks) == 1:
-        return chunks[0].reset_index(drop=True)
+        return chunks.pop().reset_index(drop=True)
     out = {}
     for name in list(chunks[0].columns):
-        parts = [c.pop(name) for c in chunks]
+        parts = [c[name] for c in chunks]
         if isinstance(parts[0].dtype, pd.CategoricalDtype):
             out[name] = pd.Series(union_categoricals(parts, ignore_order=True))
         else:
             out[name] = pd.concat(parts, ignore_index=True)
         del parts
-    return pd.DataFrame(out)
+    chunks.clear()
+    return pd.DataFrame(out, copy=False)
 
 
 def finish(chunks: list[pd.DataFrame], report: ReadReport, *, require_latency: bool = True) -> pd.DataFrame:
@@ -229,10 +245,10 @@ def finish(chunks: list[pd.DataFrame], report: ReadReport, *, require_latency: b
         why = f" ({report.malformed} unreadable row(s) skipped)" if report.malformed else ""
         raise TraceError(f"{report.source}: no requests in the trace{why}")
     frame = concat_chunks(chunks)
+    columns = {}
     for name, dtype in COLUMNS.items():  # what the source cannot fill, made here: schema.empty() is slow
-        if name not in frame:
-            frame[name] = pd.Series(False if dtype == "bool" else np.nan if dtype == "float64" else pd.NA,
-                                    index=frame.index, dtype=dtype)
+        columns[name] = frame[name] if name in frame else pd.Series(missing(dtype, len(frame)), index=frame.index)
+    frame = pd.DataFrame(columns, copy=False)  # in contract order, so conform checks without copying
     if not frame["timestamp"].is_monotonic_increasing:  # sorted here, conform's sort costs no copy
         frame = frame.sort_values("timestamp", kind="stable", ignore_index=True)
     frame = conform(frame, report.source, require_latency=require_latency)
@@ -268,7 +284,7 @@ def _chunk_to_contract(raw: pd.DataFrame, mapping: dict[str, str], *, first: int
     out["latency_s"] = lat
     for name in ("class", "service"):
         if name in mapping:
-            text = raw[mapping[name]].astype("string")
+            text = raw[mapping[name]].astype("string[pyarrow]")
             masks[f"no {name}"] = (text.isna() | (text.str.strip() == "")).to_numpy()
             out[name] = text
     for name in ("bytes_in", "bytes_out", "exclusive_s", "status"):
@@ -289,7 +305,7 @@ def _chunk_to_contract(raw: pd.DataFrame, mapping: dict[str, str], *, first: int
         out["error"] = err
     for name in ("trace_id", "span_id", "parent_id", "session", "key"):
         if name in mapping:
-            out[name] = raw[mapping[name]].astype("string")
+            out[name] = raw[mapping[name]].astype("string[pyarrow]")
     bad = problems.add(masks, first)
     keep = ~bad
     frame = pd.DataFrame({k: (v[keep] if bad.any() else v) for k, v in out.items()}).reset_index(drop=True)

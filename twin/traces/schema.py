@@ -80,17 +80,33 @@ class ReadReport:
         return f"{self.source}: {self.malformed} malformed line(s) (lines {lines}{more})"
 
 
+def missing(dtype: str, n: int):
+    """``n`` missing values of a contract dtype, made without a Python object per row."""
+    if dtype == "string[pyarrow]":
+        import pyarrow as pa
+
+        return pd.array(pa.nulls(n, pa.large_string()), dtype=dtype)
+    if dtype == "Int64":
+        return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+    if dtype == "bool":
+        return np.zeros(n, dtype=bool)
+    return np.full(n, np.nan)
+
+
 def empty(n: int = 0) -> dict[str, object]:
     """Missing-value columns of length ``n``, to start a frame that a reader then fills."""
-    def missing(dtype):
-        return pd.array(np.full(n, None, dtype=object), dtype=dtype)
+    return {name: missing(dtype, n) for name, dtype in COLUMNS.items()
+            if name not in ("timestamp", "class", "service", "latency_s")}
 
-    return {
-        "bytes_in": np.full(n, np.nan), "bytes_out": np.full(n, np.nan),
-        "status": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)),
-        "error": np.zeros(n, dtype=bool), "exclusive_s": np.full(n, np.nan),
-        **{c: missing("string[pyarrow]") for c in ("trace_id", "span_id", "parent_id", "session", "key")},
-    }
+
+def _check(df: pd.DataFrame, source: str, require_latency: bool) -> None:
+    if df["timestamp"].isna().any():
+        raise TraceError(f"{source}: {int(df['timestamp'].isna().sum())} request(s) without a timestamp")
+    lat = pd.to_numeric(df["latency_s"], errors="coerce")
+    bad = (lat.isna() & require_latency) | (lat < 0) | ~np.isfinite(lat.fillna(0))
+    if bad.any():
+        raise TraceError(f"{source}: {int(bad.sum())} request(s) with a missing, negative or infinite latency "
+                         f"(first at row {int(np.argmax(bad.to_numpy())) + 1})")
 
 
 def conform(frame: pd.DataFrame, source: str, *, require_latency: bool = True) -> pd.DataFrame:
@@ -103,6 +119,11 @@ def conform(frame: pd.DataFrame, source: str, *, require_latency: bool = True) -
     """
     if frame.empty:
         raise TraceError(f"{source}: no requests in the trace")
+    if list(frame.columns) == list(COLUMNS) and all(frame[c].dtype == t for c, t in COLUMNS.items()):
+        _check(frame, source, require_latency)  # already in shape: checked, not copied
+        if not frame["timestamp"].is_monotonic_increasing:
+            frame = frame.sort_values("timestamp", kind="stable", ignore_index=True)
+        return frame
     out = {}
     blanks = None
     for name, dtype in COLUMNS.items():
@@ -114,13 +135,7 @@ def conform(frame: pd.DataFrame, source: str, *, require_latency: bool = True) -
             continue
         out[name] = frame[name]
     df = pd.DataFrame(out, index=frame.index, copy=False)
-    if df["timestamp"].isna().any():
-        raise TraceError(f"{source}: {int(df['timestamp'].isna().sum())} request(s) without a timestamp")
-    lat = pd.to_numeric(df["latency_s"], errors="coerce")
-    bad = (lat.isna() & require_latency) | (lat < 0) | ~np.isfinite(lat.fillna(0))
-    if bad.any():
-        raise TraceError(f"{source}: {int(bad.sum())} request(s) with a missing, negative or infinite latency "
-                         f"(first at row {int(np.argmax(bad.to_numpy())) + 1})")
+    _check(df, source, require_latency)
     for name, dtype in COLUMNS.items():
         if name == "timestamp":
             ts = df[name]

@@ -99,7 +99,7 @@ def server_spans(raw: pd.DataFrame, *, source: str = "spans") -> tuple[pd.DataFr
         "bytes_in": srv["bytes_in"].to_numpy(float), "bytes_out": srv["bytes_out"].to_numpy(float),
         "status": status, "error": error | (status >= 500),
         "trace_id": srv["trace_id"].to_numpy(object), "span_id": span_id,
-        "parent_id": pd.array(np.where(parent >= 0, span_id[parent], None), dtype="string"),
+        "parent_id": pd.array(np.where(parent >= 0, span_id[parent], None), dtype="string[pyarrow]"),
         "exclusive_s": _exclusive_ns(start, end, parent, call_start, call_end) / 1e9,
         "session": srv["session"].to_numpy(object), "key": srv["key"].to_numpy(object),
     })

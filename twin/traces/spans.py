@@ -187,14 +187,14 @@ def _parse_line(line: str) -> object:
 def _raw_frame(rows: list[tuple]) -> pd.DataFrame:
     c = dict(zip(RAW_COLUMNS, zip(*rows)))
     return pd.DataFrame({
-        "trace_id": pd.array(c["trace_id"], dtype="string"), "span_id": pd.array(c["span_id"], dtype="string"),
-        "parent_span_id": pd.array(c["parent_span_id"], dtype="string"),
-        "name": pd.array(c["name"], dtype="string"), "service": pd.array(c["service"], dtype="string"),
+        "trace_id": pd.array(c["trace_id"], dtype="string[pyarrow]"), "span_id": pd.array(c["span_id"], dtype="string[pyarrow]"),
+        "parent_span_id": pd.array(c["parent_span_id"], dtype="string[pyarrow]"),
+        "name": pd.array(c["name"], dtype="string[pyarrow]"), "service": pd.array(c["service"], dtype="string[pyarrow]"),
         "kind": np.array(c["kind"], dtype=np.int8), "start_ns": np.array(c["start_ns"], dtype=np.int64),
         "end_ns": np.array(c["end_ns"], dtype=np.int64), "error": np.array(c["error"], dtype=bool),
         "http_status": pd.array(c["http_status"], dtype="Int64"),
         "bytes_in": np.array(c["bytes_in"], dtype=float), "bytes_out": np.array(c["bytes_out"], dtype=float),
-        "session": pd.array(c["session"], dtype="string"), "key": pd.array(c["key"], dtype="string"),
+        "session": pd.array(c["session"], dtype="string[pyarrow]"), "key": pd.array(c["key"], dtype="string[pyarrow]"),
     })
 
 

@@ -1,0 +1,160 @@
+"""The floor and the statistical baseline every other model must beat.
+
+``SeasonalNaive``: tomorrow looks like today (or next week like this week).  Its quantiles come
+from its own in-sample errors: the empirical quantiles of y[t] - y[t - m], widened by the square
+root of the number of seasons ahead (errors of successive seasons add up like a random walk's).
+
+``StatsBaseline``: MSTL (multiple seasonal-trend decomposition by Loess, daily and weekly
+seasons, an ETS trend) from statsforecast, or AutoETS with the daily season when the history is
+shorter than two weekly cycles, or seasonal naive when it is shorter than two daily ones: the
+engine says so and falls back rather than failing.  Its intervals are the model's own normal
+intervals, turned into quantiles.
+
+>>> import numpy as np, pandas as pd
+>>> idx = pd.date_range("2026-01-01", periods=24 * 14, freq="h", tz="UTC")
+>>> y = 10 + 5 * np.sin(2 * np.pi * np.arange(len(idx)) / 24)
+>>> h = History(pd.DataFrame({"requests_per_s": y}, index=idx))
+>>> f = SeasonalNaive("daily").fit(h).predict(h, 24)
+>>> bool(np.allclose(f.quantile("requests_per_s", 0.5), y[-24:]))
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .base import QUANTILES, Covariates, Fitted, Forecast, Forecaster, History, future_index
+
+DAY, WEEK = pd.Timedelta(days=1), pd.Timedelta(days=7)
+SEASONS = {"daily": DAY, "weekly": WEEK}
+
+
+def season_steps(history: History, season: str | pd.Timedelta) -> int:
+    period = SEASONS[season] if isinstance(season, str) else pd.Timedelta(season)
+    steps = history.steps_per(period)
+    if steps < 1:
+        raise ValueError(f"a {period} season is shorter than the history's step ({history.step})")
+    return steps
+
+
+@dataclass(frozen=True)
+class SeasonalNaive(Forecaster):
+    """Repeat the last season; ``season`` is 'daily', 'weekly' or a Timedelta."""
+
+    season: str | pd.Timedelta = "daily"
+    refit_each_origin: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"seasonal_naive_{self.season}" if isinstance(self.season, str) else "seasonal_naive"
+
+    def fit(self, history: History, covariates: Covariates | None = None, *, seed: int = 0) -> "_NaiveFit":
+        m = season_steps(history, self.season)
+        notes = ()
+        if len(history) < 2 * m:  # too short for this season: fall back to the last value
+            notes = (f"history of {len(history)} steps is shorter than two {self.season} seasons ({2 * m}); "
+                     f"the last value is repeated instead",)
+            m = 1
+        errors = {t: np.asarray(history.values[t])[m:] - np.asarray(history.values[t])[:-m] for t in history.targets}
+        return _NaiveFit(self.name, m, errors, notes)
+
+
+@dataclass(frozen=True)
+class _NaiveFit(Fitted):
+    name: str
+    m: int
+    errors: dict[str, np.ndarray]
+    notes: tuple[str, ...]
+
+    def predict(self, context: History, horizon: int, covariates: Covariates | None = None,
+                quantiles: tuple[float, ...] = QUANTILES) -> Forecast:
+        index = future_index(context, horizon)
+        h = np.arange(1, horizon + 1)
+        seasons_ahead = np.ceil(h / self.m)
+        values = {}
+        for target in context.targets:
+            y = np.asarray(context.values[target], dtype=float)
+            last = y[-self.m:]
+            point = last[(h - 1) % self.m]
+            spread = np.quantile(self.errors[target], quantiles)  # one season's error
+            q = point[:, None] + np.sqrt(seasons_ahead)[:, None] * spread[None, :]
+            values[target] = np.maximum(np.sort(q, axis=1), 0.0) if (y >= 0).all() else np.sort(q, axis=1)
+        return Forecast(index, tuple(quantiles), values, self.name, self.notes)
+
+
+@dataclass(frozen=True)
+class StatsBaseline(Forecaster):
+    """statsforecast's MSTL (daily + weekly) with an ETS trend, falling back as the history allows."""
+
+    name: str = "mstl"
+    refit_each_origin: bool = True
+
+    def fit(self, history: History, covariates: Covariates | None = None, *, seed: int = 0) -> "_StatsFit":
+        from statsforecast.models import MSTL, AutoETS
+
+        day, week = season_steps(history, "daily"), season_steps(history, "weekly")
+        n = len(history)
+        notes = []
+        if n >= 2 * week and week > day:
+            make, label = (lambda: MSTL(season_length=[day, week], trend_forecaster=AutoETS(model="ZZN"))), \
+                "MSTL daily+weekly"
+        elif n >= 2 * day and day > 1:
+            notes.append(f"history of {n} steps is shorter than two weekly cycles ({2 * week}): weekly season "
+                         f"left out")
+            make, label = (lambda: AutoETS(season_length=day)), "AutoETS daily"
+        else:
+            notes.append(f"history of {n} steps is shorter than two daily cycles ({2 * day}): no season")
+            make, label = (lambda: AutoETS(season_length=1)), "AutoETS"
+        models = {}
+        for target in history.targets:
+            y = np.asarray(history.values[target], dtype=float)
+            model = make()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                models[target] = model.fit(y)
+        return _StatsFit(self.name, label, models, tuple(notes), n)
+
+
+def _level(q: float) -> int | float:
+    """The central interval level (in %) whose edge is quantile ``q``: 0.1 -> 80."""
+    level = round(abs(1 - 2 * q) * 100, 6)
+    return int(level) if level == int(level) else level
+
+
+@dataclass(frozen=True)
+class _StatsFit(Fitted):
+    name: str
+    label: str
+    models: dict
+    notes: tuple[str, ...]
+    trained_steps: int
+
+    def predict(self, context: History, horizon: int, covariates: Covariates | None = None,
+                quantiles: tuple[float, ...] = QUANTILES) -> Forecast:
+        if len(context) != self.trained_steps:
+            raise ValueError("a statistical baseline forecasts from the end of its own training data; refit it "
+                             "at each origin (refit_each_origin)")
+        # statsforecast names its columns after the levels as passed: ints where they are whole
+        levels = sorted({_level(q) for q in quantiles if q != 0.5})
+        values = {}
+        for target, model in self.models.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = model.predict(h=horizon, level=[lv for lv in levels if lv > 0] or None)
+            mean = np.asarray(out["mean"], dtype=float)
+            cols = []
+            for q in quantiles:
+                if q == 0.5:
+                    cols.append(mean)
+                    continue
+                side = "lo" if q < 0.5 else "hi"
+                cols.append(np.asarray(out[f"{side}-{_level(q)}"], dtype=float))
+            q = np.sort(np.column_stack(cols), axis=1)
+            y = np.asarray(context.values[target])
+            values[target] = np.maximum(q, 0.0) if (y >= 0).all() else q
+        return Forecast(future_index(context, horizon), tuple(quantiles), values, self.name, self.notes)
+

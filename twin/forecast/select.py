@@ -1,0 +1,91 @@
+"""Choosing among forecasters without grading the choice on the data that made it.
+
+``Ensemble`` averages its members' quantiles step by step (quantile averaging, "Vincentization"):
+often better than any member alone, and never far from the best.
+
+``select`` splits a backtest's origins in time: the forecaster with the lowest score on the
+earlier windows is *selected*, and every forecaster, the selected one included, is scored on the
+later windows only.  The selected model's figure is then an honest out-of-sample estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .backtest import BacktestResult
+from .base import QUANTILES, Covariates, Fitted, Forecast, Forecaster, History
+
+
+@dataclass(frozen=True)
+class Ensemble(Forecaster):
+    """The mean of the members' quantiles."""
+
+    members: tuple[Forecaster, ...]
+    name: str = "ensemble"
+
+    @property
+    def refit_each_origin(self) -> bool:
+        return any(m.refit_each_origin for m in self.members)
+
+    def fit(self, history: History, covariates: Covariates | None = None, *, seed: int = 0) -> "_EnsembleFit":
+        return _EnsembleFit(self.name, tuple(m.fit(history, covariates, seed=seed) for m in self.members))
+
+
+@dataclass(frozen=True)
+class _EnsembleFit(Fitted):
+    name: str
+    members: tuple[Fitted, ...]
+
+    def predict(self, context: History, horizon: int, covariates: Covariates | None = None,
+                quantiles: tuple[float, ...] = QUANTILES) -> Forecast:
+        parts = [m.predict(context, horizon, covariates, quantiles) for m in self.members]
+        values = {t: np.mean([p.values[t] for p in parts], axis=0) for t in parts[0].values}
+        notes = tuple(n for p in parts for n in p.notes)
+        return Forecast(parts[0].index, tuple(quantiles), values, self.name, notes)
+
+
+@dataclass(frozen=True)
+class Selection:
+    target: str
+    chosen: str
+    selection_origins: tuple[pd.Timestamp, ...]
+    evaluation_origins: tuple[pd.Timestamp, ...]
+    selection_scores: pd.DataFrame  # per forecaster, on the earlier windows
+    evaluation_scores: pd.DataFrame  # per forecaster, on the later windows
+
+    def score(self, forecaster: str, metric: str = "mase") -> float:
+        row = self.evaluation_scores.set_index("forecaster").loc[forecaster]
+        return float(row[metric])
+
+
+def select(result: BacktestResult, target: str, *, metric: str = "mase", candidates=None,
+           selection_windows: int | None = None) -> Selection:
+    """Pick by ``metric`` on the first ``selection_windows`` origins (default: half), score on the rest."""
+    origins = list(result.origins)
+    k = selection_windows if selection_windows is not None else len(origins) // 2
+    if not 1 <= k < len(origins):
+        raise ValueError(f"need at least one window to select on and one to score on; the backtest has "
+                         f"{len(origins)}")
+    names = list(candidates or result.forecasters)
+    early, late = origins[:k], origins[k:]
+
+    def table(chosen_origins):
+        rows = []
+        for name in result.forecasters:
+            sub = BacktestResult(**{**result.__dict__, "forecasts": result.forecasts[
+                result.forecasts["origin"].isin(chosen_origins)]})
+            s = sub.summary()
+            rows.append(s[(s["forecaster"] == name) & (s["target"] == target)])
+        return pd.concat(rows, ignore_index=True)
+
+    first, second = table(early), table(late)
+    pool = first[first["forecaster"].isin(names)]
+    if metric.startswith("coverage"):
+        nominal = int(metric.split("_")[1]) / 100
+        chosen = pool.loc[(pool[metric] - nominal).abs().idxmin(), "forecaster"]
+    else:
+        chosen = pool.loc[pool[metric].idxmin(), "forecaster"]
+    return Selection(target, str(chosen), tuple(early), tuple(late), first, second)
