@@ -340,6 +340,132 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def _forecast_inputs(args, *, extend=True):
+    from .forecast.run import load_inputs
+
+    return load_inputs(args.series, value_column=args.value_column, target=args.target, time_zone=args.time_zone,
+                       events=args.events, holidays=args.holidays, horizon=args.horizon, extend=extend)
+
+
+def cmd_forecast_backtest(args) -> int:
+    from rich.table import Table
+
+    from .forecast.run import DEFAULT_MODELS, run_backtest, selection, steps, write_backtest
+
+    inputs = _forecast_inputs(args)
+    horizon = steps(args.horizon, inputs.history, "--horizon")
+    names = args.models.split(",") if args.models else list(DEFAULT_MODELS)
+    total = len(names) * args.windows
+    with _Progress(not args.json) as bar:
+        result = run_backtest(inputs, names, horizon=horizon, windows=args.windows, seed=args.seed,
+                              progress=lambda done, _total: bar.update("backtesting", done, total))
+    chosen = selection(result, args.target)
+    if args.out:
+        write_backtest(Path(args.out), result, inputs, chosen)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    console = _console()
+    for line in [*inputs.repairs.lines, *inputs.notes]:
+        console.print(f"[yellow]note[/yellow]: {line}")
+    base = "seasonal_naive_daily" if "seasonal_naive_daily" in result.forecasters else result.forecasters[0]
+    ratios = result.relative_to(base).set_index(["forecaster", "target"])["mase_ratio"]
+    t = Table("model", "MASE", f"vs {base}", "sMAPE", "pinball", "80% cov.", "90% cov.", header_style="bold",
+              title=f"{len(result.origins)} windows x {horizon} steps ahead, {args.target}")
+    for r in result.summary().itertuples():
+        t.add_row(r.forecaster, f"{r.mase:.3f}", f"{ratios.get((r.forecaster, r.target), float('nan')):.3f}",
+                  f"{r.smape:.2f}", f"{r.pinball:.4g}", f"{r.coverage_80:.3f}", f"{r.coverage_90:.3f}")
+    console.print(t)
+    if result.event_windows:
+        t = Table("model", "window", "n", "MASE", "80% cov.", header_style="bold", title="inside / outside events")
+        for r in result.by_event().itertuples():
+            t.add_row(r.forecaster, r.window, str(r.n), f"{r.mase:.3f}", f"{r.coverage_80:.3f}")
+        console.print(t)
+    if chosen is not None:
+        console.print(f"selected on the first {len(chosen.selection_origins)} windows: [bold]{chosen.chosen}[/bold]; "
+                      f"its MASE on the last {len(chosen.evaluation_origins)}: {chosen.score(chosen.chosen):.3f}")
+    if args.out:
+        console.print(f"written to {args.out}/ (report.html)")
+    return 0
+
+
+def cmd_forecast_fit(args) -> int:
+    import pickle
+
+    from .forecast.run import models, steps
+
+    inputs = _forecast_inputs(args)
+    horizon = steps(args.horizon, inputs.history, "--horizon")
+    [model] = models([args.model], horizon)
+    fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
+    out = Path(args.output)
+    _check_writable(out)
+    _write_bytes(out, pickle.dumps({"model": args.model, "fitted": fitted, "horizon": horizon,
+                                    "trained_until": inputs.history.values.index[-1]}))
+    print(f"{args.model} fitted on {len(inputs.history)} steps up to {inputs.history.values.index[-1]}; "
+          f"written to {out}")
+    return 0
+
+
+def cmd_forecast_predict(args) -> int:
+    import pickle
+
+    from .forecast.run import models, profile, steps
+
+    inputs = _forecast_inputs(args)
+    horizon = steps(args.horizon, inputs.history, "--horizon")
+    out = Path(args.output)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise TwinError(f"-o {out}: expected a .csv or .parquet file for the load profile")
+    _check_writable(out)
+    if args.fitted:
+        try:
+            saved = pickle.loads(Path(args.fitted).read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as e:
+            raise TwinError(f"{args.fitted}: not a model written by `twin forecast fit` ({e})") from None
+        try:
+            fc = saved["fitted"].predict(inputs.history, horizon, inputs.covariates)
+        except ValueError as e:
+            raise TwinError(f"{args.fitted}: {e}") from None
+        frame = fc.to_frame()
+        frame.index.name = "timestamp"
+    else:
+        [model] = models([args.model], horizon)
+        frame = profile(inputs.history, model, inputs.covariates, horizon, args.seed)
+    if out.suffix.lower() == ".csv":
+        _write_atomically(out, frame.to_csv())
+    else:
+        frame.to_parquet(out)
+    print(f"load profile for {horizon} steps after {inputs.history.values.index[-1]} written to {out}")
+    return 0
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _series_arguments(p):
+    p.add_argument("series", type=Path, metavar="SERIES.csv",
+                   help="history: a time column and one value column (NAB, Microsoft or Prophet layout)")
+    p.add_argument("--value-column", help="which column to forecast when there are several")
+    p.add_argument("--target", default="requests_per_s", help="what the values are (default requests_per_s)")
+    p.add_argument("--time-zone", help="zone of timestamps written without one (e.g. UTC)")
+    p.add_argument("--events", type=Path, metavar="EVENTS", help="events calendar (CSV or YAML), known in advance")
+    p.add_argument("--holidays", metavar="COUNTRY", help="add a public-holiday flag for this country (e.g. US)")
+    p.add_argument("--horizon", default="1d", help="how far ahead: 1d, 6h, 90min or a number of steps")
+    p.add_argument("--seed", type=_seed, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Shadow twin lab: simulate, validate, tune.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -421,6 +547,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 unless the verdict is 'faithful'")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("forecast", help="forecast the load: backtest models, fit one, predict a load profile")
+    fsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = fsub.add_parser("backtest", help="rolling-origin backtest of the models on a history",
+                        description="Backtest forecasting models on SERIES with rolling origins and no look-ahead; "
+                                    "print MASE, sMAPE, pinball loss and interval coverage, and choose a model on "
+                                    "the earlier windows, scored on the later ones.")
+    _series_arguments(q)
+    q.add_argument("--windows", type=_count, default=8, help="rolling origins (default 8)")
+    q.add_argument("--models", help="comma-separated, among seasonal_naive_daily, seasonal_naive_weekly, mstl, "
+                                    "lstm, ensemble (default: the first three)")
+    q.add_argument("--out", type=Path, metavar="DIR", help="write summary.json, forecasts.parquet, report.html")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_forecast_backtest)
+    q = fsub.add_parser("fit", help="fit one model on the whole history and save it")
+    _series_arguments(q)
+    q.add_argument("--model", default="mstl")
+    q.add_argument("-o", "--output", required=True, metavar="FITTED.pkl")
+    q.set_defaults(func=cmd_forecast_fit)
+    q = fsub.add_parser("predict", help="write the load profile for the next horizon (median and quantiles)")
+    _series_arguments(q)
+    q.add_argument("--model", default="mstl", help="fit this model first (default mstl)")
+    q.add_argument("--fitted", type=Path, metavar="FITTED.pkl", help="use a model saved by `twin forecast fit`")
+    q.add_argument("-o", "--output", required=True, metavar="PROFILE.csv|.parquet")
+    q.set_defaults(func=cmd_forecast_predict)
     return parser
 
 

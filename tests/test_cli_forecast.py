@@ -1,0 +1,73 @@
+"""`twin forecast` as a user meets it: backtest tables, a load profile, and clear errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_cli import twin
+
+
+@pytest.fixture
+def series(tmp_path):
+    idx = pd.date_range("2026-03-02", periods=24 * 21, freq="h")
+    rng = np.random.default_rng(0)
+    y = 50 + 20 * np.sin(2 * np.pi * np.arange(len(idx)) / 24) + 8 * (idx.dayofweek >= 5) + rng.normal(0, 2, len(idx))
+    path = tmp_path / "load.csv"
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": y.round(2)}).drop(index=[100, 101]).to_csv(
+        path, index=False)
+    return path
+
+
+def test_backtest_prints_scores_selection_and_writes_a_report(series, tmp_path):
+    out = twin("forecast", "backtest", series, "--time-zone", "UTC", "--models",
+               "seasonal_naive_daily,seasonal_naive_weekly,mstl", "--windows", 4, "--out", tmp_path / "bt")
+    assert out.returncode == 0, out.stderr
+    assert "2 missing step(s)" in out.stdout  # the repair is stated
+    assert "mstl" in out.stdout and "selected on the first 2 windows" in out.stdout
+    doc = json.loads((tmp_path / "bt" / "summary.json").read_text())
+    assert {r["forecaster"] for r in doc["summary"]} == {"seasonal_naive_daily", "seasonal_naive_weekly", "mstl"}
+    assert doc["selection"]["chosen"] in {"seasonal_naive_daily", "seasonal_naive_weekly", "mstl"}
+    assert (tmp_path / "bt" / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_predict_writes_a_load_profile(series, tmp_path):
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--horizon", "12h", "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert len(p) == 12 and {"timestamp", "requests_per_s", "requests_per_s_q0.1", "requests_per_s_q0.9"} <= set(p)
+    assert (p["requests_per_s_q0.1"] <= p["requests_per_s"]).all() and (p["requests_per_s"] <= p["requests_per_s_q0.9"]).all()
+
+
+def test_fit_then_predict(series, tmp_path):
+    out = twin("forecast", "fit", series, "--time-zone", "UTC", "--model", "seasonal_naive_daily", "-o",
+               tmp_path / "m.pkl")
+    assert out.returncode == 0, out.stderr
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--fitted", tmp_path / "m.pkl", "-o",
+               tmp_path / "p.parquet")
+    assert out.returncode == 0, out.stderr
+    assert len(pd.read_parquet(tmp_path / "p.parquet")) == 24
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--models", "prophet"], "unknown model(s) prophet"),
+    (["--horizon", "soon"], "--horizon: expected a duration"),
+    (["--windows", 400], "too short"),
+])
+def test_backtest_bad_input(series, args, message):
+    out = twin("forecast", "backtest", series, "--time-zone", "UTC", *map(str, args))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and message in out.stderr
+
+
+def test_bad_series_and_events(tmp_path, series):
+    neg = tmp_path / "neg.csv"
+    neg.write_text("timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 01:00:00,-3\n2026-01-01 02:00:00,2\n")
+    out = twin("forecast", "backtest", neg, "--time-zone", "UTC")
+    assert out.returncode == 2 and "negative" in out.stderr and "Traceback" not in out.stderr
+    out = twin("forecast", "backtest", series)
+    assert out.returncode == 2 and "time_zone" in out.stderr.replace("-", "_")
+    events = tmp_path / "events.csv"
+    events.write_text("type,start,end\nparty,2026-03-05T00:00:00Z,2026-03-06T00:00:00Z\n")
+    out = twin("forecast", "backtest", series, "--time-zone", "UTC", "--events", events)
+    assert out.returncode == 2 and "party" in out.stderr and "Traceback" not in out.stderr

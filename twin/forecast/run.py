@@ -1,0 +1,138 @@
+"""What ``twin forecast`` does: read a history and its covariates, name the models, backtest
+them, and write the tables, plots and the load profile.
+
+>>> from twin.forecast.run import MODELS
+>>> sorted(MODELS)
+['ensemble', 'lstm', 'mstl', 'seasonal_naive_daily', 'seasonal_naive_weekly']
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..spec import TwinError
+from .backtest import BacktestResult, backtest
+from .base import Covariates, Forecaster, History
+from .baselines import SeasonalNaive, StatsBaseline
+from .covariates import build_covariates, read_events
+from .select import Ensemble, Selection, select
+from .series import Repairs, read_series_csv, regularize, season_check
+
+
+def _lstm(horizon: int) -> Forecaster:
+    from .lstm import LSTMForecaster
+
+    return LSTMForecaster(horizon=horizon)
+
+
+MODELS = {
+    "seasonal_naive_daily": lambda h: SeasonalNaive("daily"),
+    "seasonal_naive_weekly": lambda h: SeasonalNaive("weekly"),
+    "mstl": lambda h: StatsBaseline(),
+    "lstm": _lstm,
+    "ensemble": lambda h: Ensemble((StatsBaseline(), _lstm(h)), name="ensemble"),
+}
+DEFAULT_MODELS = ("seasonal_naive_daily", "seasonal_naive_weekly", "mstl")
+
+
+def models(names, horizon: int) -> list[Forecaster]:
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise TwinError(f"--models: unknown model(s) {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
+    return [MODELS[n](horizon) for n in names]
+
+
+def steps(text: str, history: History, what: str) -> int:
+    """'1d', '6h', '90min' or a number of steps -> steps of the history."""
+    from ..spec.units import parse_seconds
+
+    try:
+        if str(text).isdigit():
+            return int(text)
+        seconds = float(parse_seconds(str(text)))
+    except ValueError as e:
+        raise TwinError(f"{what}: {e}") from None
+    n = int(round(seconds / history.step.total_seconds()))
+    if n < 1:
+        raise TwinError(f"{what}: {text} is shorter than the history's step ({history.step})")
+    return n
+
+
+@dataclass(frozen=True)
+class Inputs:
+    history: History
+    repairs: Repairs
+    covariates: Covariates | None
+    event_windows: tuple[tuple[pd.Timestamp, pd.Timestamp], ...]
+    notes: tuple[str, ...]
+
+
+def load_inputs(series: Path, *, value_column: str | None, target: str, time_zone: str | None,
+                events: Path | None, holidays: str | None, horizon: str, extend: bool = True) -> Inputs:
+    """History (repaired, repairs stated) and covariates reaching ``horizon`` past its end."""
+    frame = read_series_csv(series, value_columns=[value_column] if value_column else None, time_zone=time_zone)
+    if frame.shape[1] != 1:
+        raise TwinError(f"{series}: {frame.shape[1]} value columns ({', '.join(frame.columns)}); name one with "
+                        f"--value-column")
+    frame.columns = [target]
+    history, repairs = regularize(frame)
+    n_future = steps(horizon, history, "--horizon") if extend else 0
+    index = pd.date_range(history.values.index[0], periods=len(history) + n_future, freq=history.step, tz="UTC")
+    ev = read_events(events) if events else None
+    covariates = build_covariates(index, events=ev, holidays_country=holidays)
+    windows = ()
+    if ev is not None and len(ev):
+        windows = tuple((pd.Timestamp(s), pd.Timestamp(e)) for s, e in zip(ev["start"], ev["end"]))
+    return Inputs(history, repairs, covariates, windows, tuple(season_check(history)))
+
+
+def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int, progress=None) -> BacktestResult:
+    history = inputs.history
+    season = max(1, history.steps_per(pd.Timedelta(days=1)))
+    try:
+        return backtest(models(names, horizon), history, inputs.covariates, horizon=horizon, n_windows=windows,
+                        season=season, event_windows=inputs.event_windows or None, seed=seed, progress=progress)
+    except ValueError as e:
+        raise TwinError(f"backtest: {e}") from None
+
+
+def selection(result: BacktestResult, target: str) -> Selection | None:
+    if len(result.origins) < 2:
+        return None
+    return select(result, target)
+
+
+def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen: Selection | None) -> None:
+    """summary.json, forecasts.parquet, by_horizon.csv and report.html with the figures."""
+    from ..report.forecast import render
+
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {**result.to_dict(), "repairs": list(inputs.repairs.lines), "notes": list(inputs.notes) + list(result.notes)}
+    if chosen is not None:
+        doc["selection"] = {"target": chosen.target, "chosen": chosen.chosen,
+                            "selected_on": [str(o) for o in chosen.selection_origins],
+                            "scored_on": [str(o) for o in chosen.evaluation_origins],
+                            "scores": json.loads(chosen.evaluation_scores.to_json(orient="records"))}
+    (folder / "summary.json").write_text(json.dumps(doc, indent=2, default=str))
+    result.forecasts.to_parquet(folder / "forecasts.parquet")
+    result.by_horizon().to_csv(folder / "by_horizon.csv", index=False)
+    (folder / "report.html").write_text(render(result, inputs, chosen))
+
+
+def profile(history: History, forecaster: Forecaster, covariates: Covariates | None, horizon: int,
+            seed: int) -> pd.DataFrame:
+    """The load profile for the next ``horizon`` steps: one row per step, median and quantiles."""
+    fitted = forecaster.fit(history, covariates, seed=seed)
+    fc = fitted.predict(history, horizon, covariates)
+    frame = fc.to_frame()
+    frame.index.name = "timestamp"
+    frame.attrs["model"] = fc.model
+    return frame
+
+
+__all__ = ["MODELS", "DEFAULT_MODELS", "Inputs", "load_inputs", "models", "profile", "run_backtest", "selection",
+           "steps", "write_backtest"]
