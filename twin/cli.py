@@ -354,11 +354,12 @@ def cmd_forecast_backtest(args) -> int:
 
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
+    step = steps(args.step, inputs.history, "--step") if args.step else None
     names = args.models.split(",") if args.models else list(DEFAULT_MODELS)
-    total = len(names) * args.windows
     with _Progress(not args.json) as bar:
-        result = run_backtest(inputs, names, horizon=horizon, windows=args.windows, seed=args.seed,
-                              progress=lambda done, _total: bar.update("backtesting", done, total))
+        result = run_backtest(inputs, names, horizon=horizon, windows=args.windows, seed=args.seed, step=step,
+                              refit_every=args.refit_every,
+                              progress=lambda done, total: bar.update("backtesting", done, total))
     chosen = selection(result, args.target)
     if args.out:
         write_backtest(Path(args.out), result, inputs, chosen)
@@ -382,11 +383,47 @@ def cmd_forecast_backtest(args) -> int:
             t.add_row(r.forecaster, r.window, str(r.n), f"{r.mase:.3f}", f"{r.coverage_80:.3f}")
         console.print(t)
     if chosen is not None:
-        console.print(f"selected on the first {len(chosen.selection_origins)} windows: [bold]{chosen.chosen}[/bold]; "
-                      f"its MASE on the last {len(chosen.evaluation_origins)}: {chosen.score(chosen.chosen):.3f}")
+        sel, cal = chosen.selection, chosen.scores
+        console.print(f"selected on the first {len(sel.selection_origins)} windows: [bold]{sel.chosen}[/bold]; on the "
+                      f"last {len(sel.evaluation_origins)}: MASE {sel.score(sel.chosen):.3f}, 80% coverage "
+                      f"{sel.score(sel.chosen, 'coverage_80'):.3f}, recalibrated online from earlier windows "
+                      f"{cal['coverage_80']:.3f} (90%: {cal['coverage_90']:.3f})")
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow]: {note}")
     if args.out:
         console.print(f"written to {args.out}/ (report.html)")
     return 0
+
+
+def _forecast_model(args, inputs, horizon):
+    """(model name, recalibration, notes): ``--model`` (or the backtest's choice for 'auto') and
+    the interval recalibration learned from a short backtest."""
+    from .forecast.calibrate import learn
+    from .forecast.run import AUTO, DEFAULT_MODELS, models, run_backtest
+
+    name = args.model
+    names = list(DEFAULT_MODELS) if name == AUTO else [name]
+    models(names, horizon)  # an unknown name fails before any work
+    target = inputs.history.targets[0]
+    try:
+        with _Progress(True) as bar:
+            result = run_backtest(inputs, names, horizon=horizon, windows=args.calibration_windows, seed=args.seed,
+                                  progress=lambda done, total: bar.update("backtesting", done, total))
+    except TwinError as e:
+        if name == AUTO:
+            raise TwinError(f"{e}; choosing a model needs this backtest: name one with --model, or use fewer "
+                            f"--calibration-windows or a shorter --horizon") from None
+        return name, None, [f"intervals not recalibrated: {e}"]
+    notes = []
+    if name == AUTO:
+        name = result.best(target)
+        s = result.summary().set_index(["forecaster", "target"])["mase"]
+        notes.append(f"{name} chosen by a backtest over {len(result.origins)} windows (MASE "
+                     + ", ".join(f"{n} {s[(n, target)]:.3f}" for n in result.forecasters) + ")")
+    recal = learn(result, name)
+    notes.append(f"intervals recalibrated from {recal.windows} backtest windows: the distance from the median x "
+                 + ", ".join(f"{f:.2f} at q{q:g}" for q, f in zip(recal.quantiles, recal.factors[target]) if q != 0.5))
+    return name, recal, notes
 
 
 def cmd_forecast_fit(args) -> int:
@@ -396,21 +433,26 @@ def cmd_forecast_fit(args) -> int:
 
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
-    [model] = models([args.model], horizon)
-    fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
+    name, recal, notes = _forecast_model(args, inputs, horizon)
+    [model] = models([name], horizon)
+    try:
+        fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
+    except ValueError as e:
+        raise TwinError(f"{name}: {e}") from None
     out = Path(args.output)
     _check_writable(out)
-    _write_bytes(out, pickle.dumps({"model": args.model, "fitted": fitted, "horizon": horizon,
+    _write_bytes(out, pickle.dumps({"model": name, "fitted": fitted, "recalibration": recal, "horizon": horizon,
                                     "trained_until": inputs.history.values.index[-1]}))
-    print(f"{args.model} fitted on {len(inputs.history)} steps up to {inputs.history.values.index[-1]}; "
-          f"written to {out}")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"{name} fitted on {len(inputs.history)} steps up to {inputs.history.values.index[-1]}; written to {out}")
     return 0
 
 
 def cmd_forecast_predict(args) -> int:
     import pickle
 
-    from .forecast.run import models, profile, steps
+    from .forecast.run import models, steps
 
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
@@ -421,22 +463,32 @@ def cmd_forecast_predict(args) -> int:
     if args.fitted:
         try:
             saved = pickle.loads(Path(args.fitted).read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as e:
+            fitted, recal = saved["fitted"], saved.get("recalibration")
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, KeyError, TypeError) as e:
             raise TwinError(f"{args.fitted}: not a model written by `twin forecast fit` ({e})") from None
-        try:
-            fc = saved["fitted"].predict(inputs.history, horizon, inputs.covariates)
-        except ValueError as e:
-            raise TwinError(f"{args.fitted}: {e}") from None
-        frame = fc.to_frame()
-        frame.index.name = "timestamp"
+        notes = []
     else:
-        [model] = models([args.model], horizon)
-        frame = profile(inputs.history, model, inputs.covariates, horizon, args.seed)
+        name, recal, notes = _forecast_model(args, inputs, horizon)
+        [model] = models([name], horizon)
+        try:
+            fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
+        except ValueError as e:
+            raise TwinError(f"{name}: {e}") from None
+    try:
+        fc = fitted.predict(inputs.history, horizon, inputs.covariates)
+    except ValueError as e:
+        raise TwinError(f"{args.fitted or fitted.name}: {e}") from None
+    if recal is not None:
+        fc = recal.apply(fc)
+    frame = fc.to_frame()
+    frame.index.name = "timestamp"
     if out.suffix.lower() == ".csv":
         _write_atomically(out, frame.to_csv())
     else:
         frame.to_parquet(out)
-    print(f"load profile for {horizon} steps after {inputs.history.values.index[-1]} written to {out}")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"load profile ({fc.model}) for {horizon} steps after {inputs.history.values.index[-1]} written to {out}")
     return 0
 
 
@@ -556,22 +608,30 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the earlier windows, scored on the later ones.")
     _series_arguments(q)
     q.add_argument("--windows", type=_count, default=8, help="rolling origins (default 8)")
+    q.add_argument("--step", help="between origins: 1d, 12h or a number of steps (default: the horizon)")
+    q.add_argument("--refit-every", type=_count, metavar="N",
+                   help="refit a global model (lstm) every N origins (default: once, before the first)")
     q.add_argument("--models", help="comma-separated, among seasonal_naive_daily, seasonal_naive_weekly, mstl, "
-                                    "lstm, ensemble (default: the first three)")
+                                    "lstm, ensemble (default: all)")
     q.add_argument("--out", type=Path, metavar="DIR", help="write summary.json, forecasts.parquet, report.html")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_forecast_backtest)
-    q = fsub.add_parser("fit", help="fit one model on the whole history and save it")
-    _series_arguments(q)
-    q.add_argument("--model", default="mstl")
-    q.add_argument("-o", "--output", required=True, metavar="FITTED.pkl")
-    q.set_defaults(func=cmd_forecast_fit)
-    q = fsub.add_parser("predict", help="write the load profile for the next horizon (median and quantiles)")
-    _series_arguments(q)
-    q.add_argument("--model", default="mstl", help="fit this model first (default mstl)")
-    q.add_argument("--fitted", type=Path, metavar="FITTED.pkl", help="use a model saved by `twin forecast fit`")
-    q.add_argument("-o", "--output", required=True, metavar="PROFILE.csv|.parquet")
-    q.set_defaults(func=cmd_forecast_predict)
+    for action, text in (("fit", "fit a model on the whole history and save it"),
+                         ("predict", "write the load profile for the next horizon (median and quantiles)")):
+        q = fsub.add_parser(action, help=text)
+        _series_arguments(q)
+        q.add_argument("--model", default="auto",
+                       help="a model name, or auto (default): the one with the lowest MASE in a backtest")
+        q.add_argument("--calibration-windows", type=_count, default=4, metavar="N",
+                       help="backtest windows that choose the model and recalibrate its intervals (default 4)")
+        if action == "fit":
+            q.add_argument("-o", "--output", required=True, metavar="FITTED.pkl")
+            q.set_defaults(func=cmd_forecast_fit)
+        else:
+            q.add_argument("--fitted", type=Path, metavar="FITTED.pkl",
+                           help="use a model saved by `twin forecast fit` (and its recalibration)")
+            q.add_argument("-o", "--output", required=True, metavar="PROFILE.csv|.parquet")
+            q.set_defaults(func=cmd_forecast_predict)
     return parser
 
 

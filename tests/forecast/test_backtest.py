@@ -321,3 +321,24 @@ def test_without_interval_quantiles_coverage_is_nan(hist):
     res = backtest([LastValue()], hist, horizon=24, n_windows=1, season=DAY, quantiles=(0.25, 0.5, 0.75))
     s = res.summary()
     assert s["coverage_80"].isna().all() and s["pinball"].notna().all()
+
+
+def test_refit_every_refits_a_global_model_on_schedule_with_no_look_ahead(hist):
+    rec = LastValue(refit_each_origin=False)
+    res = backtest([rec], hist, horizon=12, n_windows=5, step=12, season=DAY, refit_every=2)
+    fits = [ts for kind, ts in rec.log if kind == "fit"]
+    assert fits == [res.origins[k] - hist.step for k in (0, 2, 4)]
+
+
+def test_an_ensemble_is_scored_from_its_members_run_once(hist):
+    from twin.forecast.select import Ensemble
+
+    a, b = LastValue(name="a"), LastValue(name="b")
+    res = backtest([a, Ensemble((a, b), name="ab")], hist, horizon=24, n_windows=3, season=DAY)
+    assert sum(kind == "fit" for kind, _ in a.log) == 3  # a listed and a member: fitted once per origin
+    assert res.forecasters == ("a", "ab")  # b ran as a member only
+    f = res.forecasts
+    mine = f[f["forecaster"] == "ab"].reset_index(drop=True)
+    theirs = f[f["forecaster"] == "a"].reset_index(drop=True)
+    # a and b are the same model: their average is each of them
+    np.testing.assert_allclose(mine[qcol(0.5)], theirs[qcol(0.5)])

@@ -106,13 +106,16 @@ def _check(fc: Forecast, name: str, origin, expected: pd.DatetimeIndex, targets,
 def backtest(forecasters: list[Forecaster], history: History, covariates: Covariates | None = None, *,
              horizon: int, n_windows: int, step: int | None = None, season: int,
              min_train: int | None = None, quantiles: tuple[float, ...] = QUANTILES,
-             event_windows: Iterable[tuple] | None = None, seed: int = 0,
+             event_windows: Iterable[tuple] | None = None, seed: int = 0, refit_every: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> "BacktestResult":
     """Forecast from each of ``n_windows`` origins (see ``origins``) with each forecaster and
     score every target of ``history``.  ``season`` (in steps) sets the MASE scale; ``min_train``
     defaults to two seasons.  ``event_windows`` are [start, end) intervals whose steps are also
-    scored apart.  Every fit gets ``seed``.  ``progress(done, total)`` is called after each
-    (forecaster, origin)."""
+    scored apart.  Every fit gets ``seed``.  A forecaster without ``refit_each_origin`` is fitted
+    before the first origin and again every ``refit_every`` origins (default: never again), as a
+    deployed model is retrained on a schedule.  An ``Ensemble`` is scored from its members'
+    forecasts, each member run once (under its own refit rule) even if it is also listed.
+    ``progress(done, total)`` is called after each (forecaster, origin) that is run."""
     names = [f.name for f in forecasters]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"backtest needs one or more forecasters with distinct names, got {names}")
@@ -132,20 +135,41 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
         in_event |= (idx >= start) & (idx < end)
     actuals = {t: history.values[t].to_numpy(dtype=float) for t in targets}
 
-    blocks, done, total = [], 0, len(forecasters) * len(starts)
+    from .select import Ensemble  # the ensemble is scored from its members' forecasts
+
+    runs: dict[str, list[Forecast]] = {}
+    plain = {f.name: f for f in forecasters if not isinstance(f, Ensemble)}
     for f in forecasters:
-        fitted = None
-        for i, o, ctx in zip(pos, starts, contexts):
+        for m in getattr(f, "members", ()):
+            plain.setdefault(m.name, m)
+    done, total = 0, len(plain) * len(starts)
+    for f in plain.values():
+        fitted, fitted_at, out = None, None, []
+        for k, (i, o, ctx) in enumerate(zip(pos, starts, contexts)):
             seen = _seen_at(covariates, o)
             window = idx[i:i + horizon]
             try:
-                if fitted is None or f.refit_each_origin:
-                    fitted = f.fit(ctx, seen, seed=seed)
+                stale = fitted is None or f.refit_each_origin or (refit_every and k - fitted_at >= refit_every)
+                if stale:
+                    fitted, fitted_at = f.fit(ctx, seen, seed=seed), k
                 fc = fitted.predict(ctx, horizon, seen, quantiles)
                 _check(fc, f.name, o, window, targets, quantiles)
             except Exception as e:
                 e.add_note(f"while backtesting {f.name} at origin {o}")
                 raise
+            out.append(fc)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        runs[f.name] = out
+    for f in forecasters:
+        if isinstance(f, Ensemble):
+            runs[f.name] = [f.combine([runs[m.name][k] for m in f.members]) for k in range(len(starts))]
+
+    blocks = []
+    for f in forecasters:
+        for i, o, fc in zip(pos, starts, runs[f.name]):
+            window = idx[i:i + horizon]
             notes.extend(f"{f.name}: {n}" for n in fc.notes)
             cols = [fc.quantiles.index(q) for q in quantiles]
             for t in targets:
@@ -154,9 +178,6 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
                                "timestamp": window.asi8, "actual": actuals[t][i:i + horizon],
                                "scale": np.full(horizon, scales[o, t]), "in_event": in_event[i:i + horizon],
                                **{qcol(q): fc.values[t][:, c] for q, c in zip(quantiles, cols)}})
-            done += 1
-            if progress is not None:
-                progress(done, total)
     table = pd.DataFrame({k: np.concatenate([np.asarray(b[k]) for b in blocks]) for k in blocks[0]})
     for col in ("origin", "timestamp"):  # carried as nanoseconds since the epoch, UTC
         table[col] = pd.to_datetime(table[col], utc=True).dt.tz_convert(idx.tz)
@@ -182,7 +203,8 @@ def _scales(contexts: list[History], starts: list[pd.Timestamp], targets, season
     return scales, notes
 
 
-def _scores(g: pd.DataFrame, quantiles: tuple[float, ...]) -> dict:
+def scores(g: pd.DataFrame, quantiles: tuple[float, ...]) -> dict:
+    """Every metric of ``METRICS`` over the tidy forecast rows ``g``, and their number ``n``."""
     out = {"n": len(g), **{m: math.nan for m in METRICS}}
     if not len(g):
         return out
@@ -262,7 +284,7 @@ class BacktestResult:
         return rows.drop(columns=["forecaster", "target"]).reset_index(drop=True)
 
     def _table(self, keys: list[str]) -> pd.DataFrame:
-        rows = [{**dict(zip(keys, key)), **_scores(g, self.quantiles)}
+        rows = [{**dict(zip(keys, key)), **scores(g, self.quantiles)}
                 for key, g in self.forecasts.groupby(keys, sort=False)]
         return pd.DataFrame(rows, columns=[*keys, "n", *METRICS])
 
@@ -283,7 +305,7 @@ class BacktestResult:
         for (name, target), g in self.forecasts.groupby(["forecaster", "target"], sort=False):
             for label, mask in (("inside", g["in_event"]), ("outside", ~g["in_event"])):
                 rows.append({"forecaster": name, "target": target, "window": label,
-                             **_scores(g[mask], self.quantiles)})
+                             **scores(g[mask], self.quantiles)})
         return pd.DataFrame(rows, columns=["forecaster", "target", "window", "n", *METRICS])
 
     def relative_to(self, baseline: str) -> pd.DataFrame:

@@ -4,10 +4,10 @@
 from its own in-sample errors: the empirical quantiles of y[t] - y[t - m], widened by the square
 root of the number of seasons ahead (errors of successive seasons add up like a random walk's).
 
-``StatsBaseline``: MSTL (multiple seasonal-trend decomposition by Loess, daily and weekly
-seasons, an ETS trend) from statsforecast, or AutoETS with the daily season when the history is
-shorter than two weekly cycles, or seasonal naive when it is shorter than two daily ones: the
-engine says so and falls back rather than failing.  Its intervals are the model's own normal
+``StatsBaseline``: MSTL (multiple seasonal-trend decomposition by Loess, an ETS trend) from
+statsforecast, with the daily, weekly and yearly seasons that the history holds twice over (a
+season of one step is none: daily data has weekly and yearly seasons only); with no such season,
+non-seasonal AutoETS.  The engine says which season it left out and why, rather than failing.  Its intervals are the model's own normal
 intervals, turned into quantiles.
 
 >>> import numpy as np, pandas as pd
@@ -29,7 +29,7 @@ import pandas as pd
 
 from .base import QUANTILES, Covariates, Fitted, Forecast, Forecaster, History, future_index
 
-DAY, WEEK = pd.Timedelta(days=1), pd.Timedelta(days=7)
+DAY, WEEK, YEAR = pd.Timedelta(days=1), pd.Timedelta(days=7), pd.Timedelta(days=365.25)
 SEASONS = {"daily": DAY, "weekly": WEEK}
 
 
@@ -88,7 +88,7 @@ class _NaiveFit(Fitted):
 
 @dataclass(frozen=True)
 class StatsBaseline(Forecaster):
-    """statsforecast's MSTL (daily + weekly) with an ETS trend, falling back as the history allows."""
+    """statsforecast's MSTL over the seasons the history holds, with an ETS trend (see the module)."""
 
     name: str = "mstl"
     refit_each_origin: bool = True
@@ -96,18 +96,21 @@ class StatsBaseline(Forecaster):
     def fit(self, history: History, covariates: Covariates | None = None, *, seed: int = 0) -> "_StatsFit":
         from statsforecast.models import MSTL, AutoETS
 
-        day, week = season_steps(history, "daily"), season_steps(history, "weekly")
         n = len(history)
-        notes = []
-        if n >= 2 * week and week > day:
-            make, label = (lambda: MSTL(season_length=[day, week], trend_forecaster=AutoETS(model="ZZN"))), \
-                "MSTL daily+weekly"
-        elif n >= 2 * day and day > 1:
-            notes.append(f"history of {n} steps is shorter than two weekly cycles ({2 * week}): weekly season "
-                         f"left out")
-            make, label = (lambda: AutoETS(season_length=day)), "AutoETS daily"
+        seasons, notes = [], []
+        for label, period in (("daily", DAY), ("weekly", WEEK), ("yearly", YEAR)):
+            m = history.steps_per(period)
+            if m < 2 or (seasons and m <= seasons[-1]):
+                continue  # a daily "season" of daily data is no season
+            if n >= 2 * m:
+                seasons.append(m)
+            elif label != "yearly" or n >= m // 2:  # a yearly season is worth a note once half a year is in
+                notes.append(f"history of {n} steps is shorter than two {label} cycles ({2 * m}): {label} "
+                             f"season left out")
+        if seasons:
+            make, label = (lambda: MSTL(season_length=list(seasons), trend_forecaster=AutoETS(model="ZZN"))), \
+                f"MSTL seasons {'+'.join(map(str, seasons))} steps"
         else:
-            notes.append(f"history of {n} steps is shorter than two daily cycles ({2 * day}): no season")
             make, label = (lambda: AutoETS(season_length=1)), "AutoETS"
         models = {}
         for target in history.targets:

@@ -13,8 +13,8 @@ Architecture (one network for all targets, trained once, applied at any origin):
   (direct multi-horizon): ``z_k = gelu(A h + b_k + D d_k)``, ``out_k = W z_k``, where ``b_k`` is
   a learned per-step bias (the step embedding) and ``d_k`` holds what is known of step ``k`` in
   advance: calendar phases (sin and cos of the time of day, week and year, from the UTC
-  timestamps), the known covariates (calendar, events) and the targets a day and a week earlier
-  where the lookback reaches that far (seasonal lags, read from the encoder window).
+  timestamps), the known covariates (calendar, events) and the targets a day, a week and 52 weeks
+  earlier where the lookback reaches that far (seasonal lags, read from the encoder window).
 - **non-crossing quantiles**: per target, the median comes out directly and the other trained
   quantiles as the median plus (or minus) cumulated softplus increments.
 
@@ -57,6 +57,8 @@ from twin.forecast.base import QUANTILES, Covariates, Fitted, Forecast, Forecast
 DAY = pd.Timedelta(days=1)
 #: Most recurrent steps the encoder runs; longer lookbacks are grouped into patches.
 MAX_ENCODER_STEPS = 48
+#: Longest default lookback: a week of 5-minute steps.
+MAX_LOOKBACK = 2016
 
 
 class _Net(eqx.Module):
@@ -231,8 +233,9 @@ def _interval_scale(pred: np.ndarray, y: np.ndarray, quantiles, anchor: int) -> 
 class LSTMForecaster(Forecaster):
     """Hyperparameters of the LSTM; ``fit`` returns an immutable ``LSTMFitted``.
 
-    ``horizon`` and ``lookback`` are in steps (``None``: one day, and the longer of two days and
-    two horizons, capped at 2,016 steps); ``patch`` groups lookback steps per recurrent step
+    ``horizon`` and ``lookback`` are in steps (``None``: one day; and the longest of two days, two
+    horizons and the longest season (day, week, 52 weeks) that the history holds three times,
+    capped at 2,016 steps); ``patch`` groups lookback steps per recurrent step
     (``None``: as few as keep the encoder at most 48 steps).  ``quantiles`` are the trained ones.
     """
 
@@ -254,10 +257,16 @@ class LSTMForecaster(Forecaster):
     def _layout(self, history: History, covariates: Covariates | None) -> _Layout:
         per_day = max(1, history.steps_per(DAY))
         horizon = self.horizon or per_day
-        lookback = self.lookback or min(max(2 * per_day, 2 * horizon), 2016)
+        # the longest season (a day, a week, 52 weeks) that the history holds three times over and
+        # a lookback of at most MAX_LOOKBACK steps reaches, so that its lag is an input
+        held = [s for s in (per_day, 7 * per_day, 364 * per_day)
+                if s >= 2 and len(history) >= 3 * s and s * math.ceil(horizon / s) <= MAX_LOOKBACK]
+        lookback = self.lookback or min(max(2 * per_day, 2 * horizon, *(s * math.ceil(horizon / s) for s in held)),
+                                        MAX_LOOKBACK)
         patch = self.patch or math.ceil(lookback / MAX_ENCODER_STEPS)
         lookback = patch * math.ceil(lookback / patch)
-        seasons = tuple(s for s in (per_day, 7 * per_day) if s >= 2 and s * math.ceil(horizon / s) <= lookback)
+        seasons = tuple(s for s in (per_day, 7 * per_day, 364 * per_day)
+                        if s >= 2 and s * math.ceil(horizon / s) <= lookback)
         qs = tuple(sorted(self.quantiles))
         if 0.5 not in qs:
             raise ValueError("the trained quantiles must include the median 0.5")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..spec import TwinError
-from .backtest import BacktestResult, backtest
+from .backtest import BacktestResult, backtest, scores
+from .calibrate import calibrated
 from .base import Covariates, Forecaster, History
 from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events
@@ -36,7 +37,9 @@ MODELS = {
     "lstm": _lstm,
     "ensemble": lambda h: Ensemble((StatsBaseline(), _lstm(h)), name="ensemble"),
 }
-DEFAULT_MODELS = ("seasonal_naive_daily", "seasonal_naive_weekly", "mstl")
+DEFAULT_MODELS = ("seasonal_naive_daily", "seasonal_naive_weekly", "mstl", "lstm", "ensemble")
+#: The model ``twin forecast predict`` uses unless told: chosen by a backtest (see ``forecast``).
+AUTO = "auto"
 
 
 def models(names, horizon: int) -> list[Forecaster]:
@@ -90,49 +93,56 @@ def load_inputs(series: Path, *, value_column: str | None, target: str, time_zon
     return Inputs(history, repairs, covariates, windows, tuple(season_check(history)))
 
 
-def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int, progress=None) -> BacktestResult:
+def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int, step: int | None = None,
+                 refit_every: int | None = None, progress=None) -> BacktestResult:
     history = inputs.history
     season = max(1, history.steps_per(pd.Timedelta(days=1)))
     try:
         return backtest(models(names, horizon), history, inputs.covariates, horizon=horizon, n_windows=windows,
-                        season=season, event_windows=inputs.event_windows or None, seed=seed, progress=progress)
+                        step=step, season=season, event_windows=inputs.event_windows or None, seed=seed,
+                        refit_every=refit_every, progress=progress)
     except ValueError as e:
         raise TwinError(f"backtest: {e}") from None
 
 
-def selection(result: BacktestResult, target: str) -> Selection | None:
+@dataclass(frozen=True)
+class Chosen:
+    """The selection (on earlier windows, scored on later ones) and the selected model's backtest
+    with online interval recalibration, scored on the same later windows."""
+
+    selection: Selection
+    recalibrated: BacktestResult
+    scores: dict  # the recalibrated model's scores on the later windows
+
+
+def selection(result: BacktestResult, target: str) -> Chosen | None:
     if len(result.origins) < 2:
         return None
-    return select(result, target)
+    chosen = select(result, target)
+    cal = calibrated(result, chosen.chosen)
+    late = cal.forecasts[cal.forecasts["origin"].isin(list(chosen.evaluation_origins))
+                         & (cal.forecasts["target"] == target)]
+    return Chosen(chosen, cal, scores(late, result.quantiles))
 
 
-def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen: Selection | None) -> None:
+def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen: Chosen | None) -> None:
     """summary.json, forecasts.parquet, by_horizon.csv and report.html with the figures."""
     from ..report.forecast import render
 
     folder.mkdir(parents=True, exist_ok=True)
     doc = {**result.to_dict(), "repairs": list(inputs.repairs.lines), "notes": list(inputs.notes) + list(result.notes)}
     if chosen is not None:
-        doc["selection"] = {"target": chosen.target, "chosen": chosen.chosen,
-                            "selected_on": [str(o) for o in chosen.selection_origins],
-                            "scored_on": [str(o) for o in chosen.evaluation_origins],
-                            "scores": json.loads(chosen.evaluation_scores.to_json(orient="records"))}
+        sel = chosen.selection
+        doc["selection"] = {"target": sel.target, "chosen": sel.chosen,
+                            "selected_on": [str(o) for o in sel.selection_origins],
+                            "scored_on": [str(o) for o in sel.evaluation_origins],
+                            "scores": json.loads(sel.evaluation_scores.to_json(orient="records")),
+                            "recalibrated_scores": {k: (None if v != v else v) for k, v in chosen.scores.items()}}
     (folder / "summary.json").write_text(json.dumps(doc, indent=2, default=str))
     result.forecasts.to_parquet(folder / "forecasts.parquet")
     result.by_horizon().to_csv(folder / "by_horizon.csv", index=False)
     (folder / "report.html").write_text(render(result, inputs, chosen))
 
 
-def profile(history: History, forecaster: Forecaster, covariates: Covariates | None, horizon: int,
-            seed: int) -> pd.DataFrame:
-    """The load profile for the next ``horizon`` steps: one row per step, median and quantiles."""
-    fitted = forecaster.fit(history, covariates, seed=seed)
-    fc = fitted.predict(history, horizon, covariates)
-    frame = fc.to_frame()
-    frame.index.name = "timestamp"
-    frame.attrs["model"] = fc.model
-    return frame
-
-
-__all__ = ["MODELS", "DEFAULT_MODELS", "Inputs", "load_inputs", "models", "profile", "run_backtest", "selection",
-           "steps", "write_backtest"]
+__all__ = ["AUTO", "MODELS", "DEFAULT_MODELS", "Chosen", "Inputs", "load_inputs", "models",
+           "run_backtest", "selection", "steps", "write_backtest"]

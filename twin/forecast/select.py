@@ -31,20 +31,27 @@ class Ensemble(Forecaster):
         return any(m.refit_each_origin for m in self.members)
 
     def fit(self, history: History, covariates: Covariates | None = None, *, seed: int = 0) -> "_EnsembleFit":
-        return _EnsembleFit(self.name, tuple(m.fit(history, covariates, seed=seed) for m in self.members))
+        return _EnsembleFit(self, tuple(m.fit(history, covariates, seed=seed) for m in self.members))
+
+    def combine(self, parts: list[Forecast]) -> Forecast:
+        """The members' forecasts (same steps and quantiles) averaged quantile by quantile."""
+        values = {t: np.mean([p.values[t] for p in parts], axis=0) for t in parts[0].values}
+        notes = tuple(n for p in parts for n in p.notes)
+        return Forecast(parts[0].index, parts[0].quantiles, values, self.name, notes)
 
 
 @dataclass(frozen=True)
 class _EnsembleFit(Fitted):
-    name: str
+    ensemble: Ensemble
     members: tuple[Fitted, ...]
+
+    @property
+    def name(self) -> str:
+        return self.ensemble.name
 
     def predict(self, context: History, horizon: int, covariates: Covariates | None = None,
                 quantiles: tuple[float, ...] = QUANTILES) -> Forecast:
-        parts = [m.predict(context, horizon, covariates, quantiles) for m in self.members]
-        values = {t: np.mean([p.values[t] for p in parts], axis=0) for t in parts[0].values}
-        notes = tuple(n for p in parts for n in p.notes)
-        return Forecast(parts[0].index, tuple(quantiles), values, self.name, notes)
+        return self.ensemble.combine([m.predict(context, horizon, covariates, quantiles) for m in self.members])
 
 
 @dataclass(frozen=True)

@@ -74,12 +74,19 @@ def render(result, inputs, chosen) -> str:
     sections += ["<h2>Scores</h2>", table(["model", "target", "MASE", f"vs {base}", "sMAPE", "pinball",
                                            "80% coverage", "90% coverage"], rows)]
     if chosen is not None:
-        ev = chosen.evaluation_scores
-        sections += [f"<h2>Selection</h2><p>Chosen on the first {len(chosen.selection_origins)} windows: "
-                     f"<b>{html.escape(chosen.chosen)}</b>; scored, with every model, on the last "
-                     f"{len(chosen.evaluation_origins)} only:</p>",
-                     table(["model", "MASE", "80% coverage"], [[r.forecaster, _num(r.mase), _num(r.coverage_80)]
-                                                             for r in ev.itertuples()])]
+        sel, cal = chosen.selection, chosen.scores
+        ev = sel.evaluation_scores
+        sections += [f"<h2>Selection</h2><p>Chosen on the first {len(sel.selection_origins)} windows: "
+                     f"<b>{html.escape(sel.chosen)}</b>; scored, with every model, on the last "
+                     f"{len(sel.evaluation_origins)} only:</p>",
+                     table(["model", "MASE", "80% coverage", "90% coverage"],
+                           [[r.forecaster, _num(r.mase), _num(r.coverage_80), _num(r.coverage_90)]
+                            for r in ev.itertuples()]
+                           + [[f"{sel.chosen}, intervals recalibrated online", _num(cal["mase"]),
+                               _num(cal["coverage_80"]), _num(cal["coverage_90"])]]),
+                     "<p class='meta'>Recalibrated: at each origin, the distance of every quantile from the "
+                     "median is scaled so that it would have covered its share of the actuals in the windows "
+                     "that had ended by then (twin.forecast.calibrate).</p>"]
     if result.event_windows:
         ev = result.by_event()
         sections += ["<h2>Inside and outside event windows</h2>",
