@@ -72,7 +72,7 @@ def steps(history, offset: str) -> int:
     return int(round(pd.Timedelta(offset) / history.step))
 
 
-def run(spec: Series, seed: int) -> dict:
+def run(spec: Series, seed: int, save: Path | None = None) -> dict:
     frame = read_series_csv(DATA / spec.file, time_zone=spec.time_zone)
     frame.columns = ["requests_per_s"]
     history, repairs = regularize(frame)
@@ -90,6 +90,9 @@ def run(spec: Series, seed: int) -> dict:
     t0 = time.perf_counter()
     result = backtest(forecasters, history, covariates, **common)
     elapsed = time.perf_counter() - t0
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        result.forecasts.to_parquet(save / f"{spec.name}.parquet")
     target = "requests_per_s"
     chosen = select(result, target)
     late = chosen.evaluation_scores.set_index("forecaster")
@@ -113,6 +116,8 @@ def run(spec: Series, seed: int) -> dict:
     if events is not None:
         plain = build_covariates(index)
         without = backtest([lstm], history, plain, **common)
+        if save is not None:
+            without.forecasts.to_parquet(save / f"{spec.name}.without_events.parquet")
         inside = lambda r, name: r.by_event().set_index(["forecaster", "window"]).loc[(name, "inside"), "mase"]
         out["event_mase_with"] = float(inside(result, "lstm"))
         out["event_mase_without"] = float(inside(without, "lstm"))
@@ -137,12 +142,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="*", default=list(SERIES), choices=list(SERIES))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--save", type=Path, metavar="DIR", help="write every backtest's forecasts here (parquet)")
     args = parser.parse_args()
     print(f"forecast_backtests: {platform.machine()} {os.cpu_count()} cpus, seed {args.seed}", flush=True)
     results = []
     for name in args.series:
-        results.append(run(SERIES[name], args.seed))
+        results.append(run(SERIES[name], args.seed, args.save))
         print(line(results[-1]), flush=True)
     ok = all(r["ratio_to_naive"] <= 0.85 and r["ratio_to_mstl"] <= 1.0 and 0.75 <= r["selected_coverage_80"] <= 0.85
              for r in results) and all(r["event_cut"] >= 0.3 for r in results if "event_cut" in r)

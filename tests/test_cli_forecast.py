@@ -71,3 +71,30 @@ def test_bad_series_and_events(tmp_path, series):
     events.write_text("type,start,end\nparty,2026-03-05T00:00:00Z,2026-03-06T00:00:00Z\n")
     out = twin("forecast", "backtest", series, "--time-zone", "UTC", "--events", events)
     assert out.returncode == 2 and "party" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_predict_into_a_run_folder_with_a_report(series, tmp_path):
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--model", "mstl", "--horizon", "12h",
+               "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "run"
+    assert {"profile.parquet", "profile.csv", "profile.json", "report.html", ".twin-run"} <= {p.name for p in run.iterdir()}
+    meta = json.loads((run / "profile.json").read_text())
+    assert meta["model"] == "mstl" and meta["horizon_steps"] == 12 and meta["recalibration"]["requests_per_s"]
+    assert any("2 missing step(s)" in n for n in meta["notes"])
+    assert "data:image/png;base64," in (run / "report.html").read_text()
+    # a folder that is not a run folder is refused before any work
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--out", other)
+    assert out.returncode == 2 and "not a twin run folder" in out.stderr
+    out = twin("forecast", "predict", series, "--time-zone", "UTC")
+    assert out.returncode == 2 and "-o FILE" in out.stderr
+
+
+def test_predict_auto_says_which_model_and_how_intervals_were_set(series, tmp_path):
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--horizon", "6h", "--calibration-windows", 3,
+               "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    assert "chosen by a backtest over 3 windows" in out.stdout and "intervals recalibrated" in out.stdout

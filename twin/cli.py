@@ -352,6 +352,10 @@ def cmd_forecast_backtest(args) -> int:
 
     from .forecast.run import DEFAULT_MODELS, run_backtest, selection, steps, write_backtest
 
+    from .rundir import atomic_directory, check_output_folder
+
+    if args.out:
+        check_output_folder(args.out)
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     step = steps(args.step, inputs.history, "--step") if args.step else None
@@ -362,7 +366,8 @@ def cmd_forecast_backtest(args) -> int:
                               progress=lambda done, total: bar.update("backtesting", done, total))
     chosen = selection(result, args.target)
     if args.out:
-        write_backtest(Path(args.out), result, inputs, chosen)
+        with atomic_directory(args.out) as folder:
+            write_backtest(folder, result, inputs, chosen)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
@@ -454,12 +459,19 @@ def cmd_forecast_predict(args) -> int:
 
     from .forecast.run import models, steps
 
+    from .rundir import atomic_directory, check_output_folder
+
+    if not (args.output or args.out):
+        raise TwinError("forecast predict: say where the load profile goes: -o FILE.csv|.parquet or --out DIR")
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        if out.suffix.lower() not in (".csv", ".parquet"):
+            raise TwinError(f"-o {out}: expected a .csv or .parquet file for the load profile")
+        _check_writable(out)
+    if args.out:
+        check_output_folder(args.out)
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
-    out = Path(args.output)
-    if out.suffix.lower() not in (".csv", ".parquet"):
-        raise TwinError(f"-o {out}: expected a .csv or .parquet file for the load profile")
-    _check_writable(out)
     if args.fitted:
         try:
             saved = pickle.loads(Path(args.fitted).read_bytes())
@@ -482,13 +494,32 @@ def cmd_forecast_predict(args) -> int:
         fc = recal.apply(fc)
     frame = fc.to_frame()
     frame.index.name = "timestamp"
-    if out.suffix.lower() == ".csv":
-        _write_atomically(out, frame.to_csv())
-    else:
-        frame.to_parquet(out)
+    notes = [*inputs.repairs.lines, *inputs.notes, *notes, *fc.notes]
+    written = []
+    if out is not None:
+        if out.suffix.lower() == ".csv":
+            _write_atomically(out, frame.to_csv())
+        else:
+            frame.to_parquet(out)
+        written.append(str(out))
+    if args.out:
+        from .report.forecast import render_profile
+
+        with atomic_directory(args.out) as folder:
+            frame.to_parquet(folder / "profile.parquet")
+            frame.to_csv(folder / "profile.csv")
+            meta = {"model": fc.model, "series": str(args.series), "trained_until": str(inputs.history.values.index[-1]),
+                    "step": str(inputs.history.step), "horizon_steps": horizon, "quantiles": list(fc.quantiles),
+                    "seed": args.seed, "notes": notes,
+                    "recalibration": None if recal is None else {t: dict(zip(map(str, recal.quantiles), f.tolist()))
+                                                                 for t, f in recal.factors.items()}}
+            (folder / "profile.json").write_text(json.dumps(meta, indent=2))
+            (folder / "report.html").write_text(render_profile(inputs.history, frame, notes, fc.model))
+        written.append(f"{args.out}/ (profile.parquet, profile.csv, profile.json, report.html)")
     for note in notes:
         print(f"note: {note}")
-    print(f"load profile ({fc.model}) for {horizon} steps after {inputs.history.values.index[-1]} written to {out}")
+    print(f"load profile ({fc.model}) for {horizon} steps after {inputs.history.values.index[-1]} written to "
+          + " and ".join(written))
     return 0
 
 
@@ -630,7 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             q.add_argument("--fitted", type=Path, metavar="FITTED.pkl",
                            help="use a model saved by `twin forecast fit` (and its recalibration)")
-            q.add_argument("-o", "--output", required=True, metavar="PROFILE.csv|.parquet")
+            q.add_argument("-o", "--output", metavar="PROFILE.csv|.parquet", help="write the load profile here")
+            q.add_argument("--out", type=Path, metavar="DIR",
+                           help="run folder: profile.parquet/.csv, profile.json (model, notes) and report.html")
             q.set_defaults(func=cmd_forecast_predict)
     return parser
 

@@ -8,7 +8,7 @@ from twin.forecast.base import QUANTILES, Covariates, History
 from twin.forecast.lstm import LSTMForecaster
 
 SMALL = dict(horizon=24, lookback=48, hidden=16, epochs=20, batch_size=32, windows_per_epoch=512,
-             learning_rate=5e-3, max_train_seconds=None)
+             learning_rate=5e-3, max_train_seconds=None, members=1)
 TARGETS = ("requests_per_s", "data_volume_bytes_per_s", "user_concurrency")
 
 
@@ -128,6 +128,21 @@ def test_same_seed_same_forecast_bit_for_bit_and_another_seed_differs(multi):
     for t in TARGETS:
         assert np.array_equal(first.values[t], again.values[t])
         assert not np.array_equal(first.values[t], other.values[t])
+
+
+def test_members_are_averaged_and_reproducible(multi):
+    h, cov, train, single = multi
+    small = {**SMALL, "members": 2, "epochs": 4}
+    a = LSTMForecaster(**small).fit(train, cov, seed=0)
+    b = LSTMForecaster(**small).fit(train, cov, seed=0)
+    assert len(a.nets) == 2 and a.interval_scale.shape == (2, len(TARGETS), len(QUANTILES))
+    assert len(a.report["members"]) == 2
+    fa, fb = a.predict(train, 24, cov), b.predict(train, 24, cov)
+    for t in TARGETS:
+        assert np.array_equal(fa.values[t], fb.values[t])
+        assert (np.diff(fa.values[t], axis=1) >= 0).all()
+    with pytest.raises(ValueError, match="members"):
+        LSTMForecaster(members=0)
 
 
 def test_does_not_look_ahead(multi):

@@ -140,7 +140,7 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
     runs: dict[str, list[Forecast]] = {}
     plain = {f.name: f for f in forecasters if not isinstance(f, Ensemble)}
     for f in forecasters:
-        for m in getattr(f, "members", ()):
+        for m in (f.members if isinstance(f, Ensemble) else ()):
             plain.setdefault(m.name, m)
     done, total = 0, len(plain) * len(starts)
     for f in plain.values():

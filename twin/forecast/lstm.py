@@ -30,8 +30,10 @@ horizon lies in a time-ordered validation tail (the last tenth, at least two hor
 training windows never reach into.  The same validation windows then calibrate the intervals:
 each quantile's distance from the median is scaled so that the share of held-out values below
 it matches its level (split-conformal style; a network is overconfident on windows it saw).
-Every random choice comes from ``seed``: fits are bit for bit reproducible on CPU unless the
-wall-clock budget ``max_train_seconds`` cut them short, which the fit's notes then say.
+``members`` networks (three by default) are trained this way from different initialisations and
+their quantiles averaged.  Every random choice comes from ``seed``: fits are bit for bit
+reproducible on CPU unless the wall-clock budget ``max_train_seconds`` cut them short, which the
+fit's notes then say.
 
 >>> LSTMForecaster(horizon=24).name
 'lstm'
@@ -237,7 +239,14 @@ class LSTMForecaster(Forecaster):
     horizons and the longest season (day, week, 52 weeks) that the history holds three times,
     capped at 2,016 steps); ``patch`` groups lookback steps per recurrent step
     (``None``: as few as keep the encoder at most 48 steps).  ``quantiles`` are the trained ones.
+    ``members`` networks are trained from different initialisations and shufflings (all drawn
+    from the seed) and their quantiles averaged, which steadies the forecast; they share the
+    ``max_train_seconds`` budget.
     """
+
+    def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"members must be at least 1, got {self.members}")
 
     name: ClassVar[str] = "lstm"
     refit_each_origin: ClassVar[bool] = False
@@ -252,6 +261,7 @@ class LSTMForecaster(Forecaster):
     learning_rate: float = 3e-3
     patience: int = 5
     max_train_seconds: float | None = 100.0
+    members: int = 3
     quantiles: tuple[float, ...] = QUANTILES
 
     def _layout(self, history: History, covariates: Covariates | None) -> _Layout:
@@ -299,20 +309,27 @@ class LSTMForecaster(Forecaster):
         y, enc, dec = _features(layout, tscale, cscale, history.values, covs, idx)
         data = tuple(jnp.asarray(a, jnp.float32) for a in (enc, dec, y))
 
-        k_init, k_shuffle = jax.random.split(jax.random.PRNGKey(seed))
         dec_features = dec.shape[1] + len(layout.targets) * len(layout.seasons)
-        net = _Net(enc.shape[1], dec_features, H, self.hidden, len(layout.targets),
-                   len(layout.quantiles), layout.quantiles.index(0.5), key=k_init)
-        params, static = eqx.partition(net, eqx.is_array)
         train_origins = np.arange(L, split - H + 1)
-        params, scale, report = self._train(params, static, layout, data, train_origins,
-                                            np.arange(split, n - H + 1), k_shuffle, start)
-        if report["stopped_by"] == "time budget":
-            notes.append(f"lstm: training stopped by the {self.max_train_seconds:g} s budget after "
-                         f"{report['epochs']} epochs: the fit may not be reproducible")
-        return LSTMFitted(eqx.combine(params, static), layout, tscale, cscale, scale, tuple(notes), report)
+        nets, scales, reports = [], [], []
+        for key in jax.random.split(jax.random.PRNGKey(seed), self.members):
+            k_init, k_shuffle = jax.random.split(key)
+            net = _Net(enc.shape[1], dec_features, H, self.hidden, len(layout.targets),
+                       len(layout.quantiles), layout.quantiles.index(0.5), key=k_init)
+            params, static = eqx.partition(net, eqx.is_array)
+            budget = None if self.max_train_seconds is None else self.max_train_seconds / self.members
+            params, scale, report = self._train(params, static, layout, data, train_origins,
+                                                np.arange(split, n - H + 1), k_shuffle, time.perf_counter(), budget)
+            if report["stopped_by"] == "time budget":
+                notes.append(f"lstm: training stopped by the {self.max_train_seconds:g} s budget after "
+                             f"{report['epochs']} epochs: the fit may not be reproducible")
+            nets.append(eqx.combine(params, static))
+            scales.append(scale)
+            reports.append(report)
+        report = {**reports[0], "members": tuple(reports), "fit_s": time.perf_counter() - start}
+        return LSTMFitted(tuple(nets), layout, tscale, cscale, np.stack(scales), tuple(dict.fromkeys(notes)), report)
 
-    def _train(self, params, static, layout, data, train_origins, val_origins, key, start):
+    def _train(self, params, static, layout, data, train_origins, val_origins, key, start, budget):
         """Adam over shuffled windows, early stopping on the validation windows: the best params,
         the interval calibration on the validation windows, and a report."""
         B = self.batch_size
@@ -347,7 +364,7 @@ class LSTMForecaster(Forecaster):
             curve.append(validate(params))
             if curve[-1] < min(curve[:-1]):
                 best = (params, epoch)
-            if self.max_train_seconds is not None and time.perf_counter() - start > self.max_train_seconds:
+            if budget is not None and time.perf_counter() - start > budget:
                 stopped_by = "time budget"
                 break
             if epoch - best[1] >= self.patience:
@@ -370,14 +387,15 @@ def _forward(net, enc, dec):
 class LSTMFitted(Fitted):
     """A trained network and the scalers and layout it was trained with; immutable."""
 
-    net: _Net
+    nets: tuple[_Net, ...]
     layout: _Layout
     target_scaler: _Scaler
     covariate_scaler: _Scaler | None
-    #: (targets, trained quantiles): factors on the distance of each quantile from the median
+    #: (members, targets, trained quantiles): factors on the distance of each quantile from the median
     interval_scale: np.ndarray
     notes: tuple[str, ...]
-    #: what training did: epochs, best_epoch, val_pinball, stopped_by, val_curve (per epoch), compile_s, train_s
+    #: what training did (the first member's epochs, best_epoch, val_pinball, stopped_by, val_curve
+    #: per epoch, compile_s and train_s; every member's under ``members``; ``fit_s`` in all)
     report: dict
 
     name: ClassVar[str] = "lstm"
@@ -416,10 +434,13 @@ class LSTMFitted(Fitted):
             lagged = y[lay.lookback + lay.lag_offsets()].reshape(len(lay.seasons), lay.horizon, -1)
             dec = np.concatenate([dec, *lagged], axis=1)
         enc = lay.patches(enc)
-        z = np.asarray(_forward(self.net, jnp.asarray(enc, jnp.float32), jnp.asarray(dec, jnp.float32)),
-                       np.float64)[:horizon]
-        mid = z[..., lay.quantiles.index(0.5), None]
-        z = np.sort(mid + self.interval_scale * (z - mid), axis=-1)
+        enc, dec = jnp.asarray(enc, jnp.float32), jnp.asarray(dec, jnp.float32)
+        parts = []
+        for net, scale in zip(self.nets, self.interval_scale):
+            z = np.asarray(_forward(net, enc, dec), np.float64)[:horizon]
+            mid = z[..., lay.quantiles.index(0.5), None]
+            parts.append(np.sort(mid + scale * (z - mid), axis=-1))
+        z = np.mean(parts, axis=0)  # quantile averaging over the members, in the scaled space
         z = _interpolate(z, lay.quantiles, qs)
         values = {}
         for j, target in enumerate(lay.targets):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import math
 
+import pandas as pd
+
 
 from .html import figure_tag, page, table
 
@@ -97,4 +99,40 @@ def render(result, inputs, chosen) -> str:
     return page("twin forecast backtest", sections)
 
 
-__all__ = ["render"]
+
+def render_profile(history, profile, notes, model: str) -> str:
+    """The load profile page: the recent history and the forecast median with its 80% and 90%
+    bands, per target, and the notes on how it was made."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    step = history.step
+    tail = max(history.steps_per(pd.Timedelta(days=7)), 3 * len(profile))
+    for target in history.targets:
+        past = history.values[target].iloc[-tail:]
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        ax.plot(past.index, past.to_numpy(), color="black", lw=0.8, label="history")
+        ax.plot(profile.index, profile[target], color="C0", lw=1.2, label="median")
+        for lo, hi, alpha, label in (("q0.05", "q0.95", 0.15, "90%"), ("q0.1", "q0.9", 0.3, "80%")):
+            if f"{target}_{lo}" in profile and f"{target}_{hi}" in profile:
+                ax.fill_between(profile.index, profile[f"{target}_{lo}"], profile[f"{target}_{hi}"], color="C0",
+                                alpha=alpha, lw=0, label=label)
+        ax.set_title(f"{target}: {len(profile)} steps of {step} ahead ({model})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=4)
+        fig.tight_layout()
+        figures.append(figure_tag(fig, f"{target}: history and forecast with bands"))
+        plt.close(fig)
+    sections = [f"<p class='meta'>Model {html.escape(model)}; {len(profile)} steps from {profile.index[0]} to "
+                f"{profile.index[-1]}.</p>"]
+    if notes:
+        sections.append("<h2>How it was made</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+                        + "</ul>")
+    sections += ["<h2>Forecast</h2>", *figures]
+    return page("twin load profile", sections)
+
+
+__all__ = ["render", "render_profile"]
