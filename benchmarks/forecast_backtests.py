@@ -34,11 +34,10 @@ from pathlib import Path
 import pandas as pd
 
 from twin.forecast.backtest import backtest, scores
-from twin.forecast.baselines import SeasonalNaive, StatsBaseline
 from twin.forecast.calibrate import calibrated
 from twin.forecast.covariates import build_covariates, read_events
-from twin.forecast.lstm import LSTMForecaster
-from twin.forecast.select import Ensemble, select
+from twin.forecast.run import DEFAULT_CHOICE, DEFAULT_MODELS, models
+from twin.forecast.select import select
 from twin.forecast.series import read_series_csv, regularize
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "forecast"
@@ -60,8 +59,8 @@ class Series:
 SERIES = {s.name: s for s in (
     Series("elb", "elb_request_count_8c0756.csv", "1D", 8, time_zone="UTC"),
     Series("api-01", "api-01.csv", "1D", 112, refit_every=14),
-    Series("mongo-01", "mongo-01.csv", "1D", 8, step="12h"),
-    Series("mongo-02", "mongo-02.csv", "1D", 8, step="12h"),
+    Series("mongo-01", "mongo-01.csv", "1D", 32, step="3h"),
+    Series("mongo-02", "mongo-02.csv", "1D", 32, step="3h"),
     Series("nyc_taxi", "nyc_taxi.csv", "1D", 98, refit_every=14, events="events_nyc_taxi.yaml", time_zone="UTC"),
     Series("peyton", "example_wp_log_peyton_manning.csv", "14D", 80, refit_every=13,
            events="events_peyton.yaml", time_zone="UTC"),
@@ -83,8 +82,7 @@ def run(spec: Series, seed: int, save: Path | None = None) -> dict:
     events = read_events(DATA / spec.events) if spec.events else None
     covariates = build_covariates(index, events=events, holidays_country="US" if events is not None else None)
     windows = [(s, e) for s, e in zip(events["start"], events["end"])] if events is not None else None
-    mstl, lstm = StatsBaseline(), LSTMForecaster(horizon=horizon)
-    forecasters = [SeasonalNaive("daily"), SeasonalNaive("weekly"), mstl, lstm, Ensemble((mstl, lstm))]
+    forecasters = models(DEFAULT_MODELS, horizon, events=events is not None)
     common = dict(horizon=horizon, n_windows=spec.windows, step=step, season=season, event_windows=windows,
                   seed=seed, refit_every=spec.refit_every)
     t0 = time.perf_counter()
@@ -94,7 +92,8 @@ def run(spec: Series, seed: int, save: Path | None = None) -> dict:
         save.mkdir(parents=True, exist_ok=True)
         result.forecasts.to_parquet(save / f"{spec.name}.parquet")
     target = "requests_per_s"
-    chosen = select(result, target)
+    mstl = forecasters[DEFAULT_MODELS.index("mstl")].name
+    chosen = select(result, target, default=DEFAULT_CHOICE)
     late = chosen.evaluation_scores.set_index("forecaster")
     cal = calibrated(result, chosen.chosen)
     late_origins = set(chosen.evaluation_origins)
@@ -107,22 +106,26 @@ def run(spec: Series, seed: int, save: Path | None = None) -> dict:
         "late_mase": {n: float(late.loc[n, "mase"]) for n in late.index},
         "late_coverage_80_raw": {n: float(late.loc[n, "coverage_80"]) for n in late.index},
         "selected": chosen.chosen, "selected_mase": float(late.loc[chosen.chosen, "mase"]),
-        "best_naive_mase": float(naive), "mstl_mase": float(late.loc["mstl", "mase"]),
+        "best_naive_mase": float(naive), "mstl_mase": float(late.loc[mstl, "mase"]),
         "ratio_to_naive": float(late.loc[chosen.chosen, "mase"] / naive),
-        "ratio_to_mstl": float(late.loc[chosen.chosen, "mase"] / late.loc["mstl", "mase"]),
+        "ratio_to_mstl": float(late.loc[chosen.chosen, "mase"] / late.loc[mstl, "mase"]),
         "selected_coverage_80": float(cal_scores["coverage_80"]),
         "selected_coverage_90": float(cal_scores["coverage_90"]),
     }
     if events is not None:
-        plain = build_covariates(index)
-        without = backtest([lstm], history, plain, **common)
+        # the same models without the events calendar and holidays (calendar features only)
+        names = list(dict.fromkeys(["mstl", "lstm", "ensemble", chosen.chosen.removesuffix("+events")]))
+        without = backtest(models(names, horizon, events=False), history, build_covariates(index), **common)
         if save is not None:
             without.forecasts.to_parquet(save / f"{spec.name}.without_events.parquet")
-        inside = lambda r, name: r.by_event().set_index(["forecaster", "window"]).loc[(name, "inside"), "mase"]
-        out["event_mase_with"] = float(inside(result, "lstm"))
-        out["event_mase_without"] = float(inside(without, "lstm"))
-        out["event_cut"] = 1 - out["event_mase_with"] / out["event_mase_without"]
-        out["event_mase_mstl"] = float(inside(result, "mstl"))
+        inside = {}
+        for label, r in (("with", result), ("without", without)):
+            ev = r.by_event()
+            inside[label] = {f.removesuffix("+events"): float(m) for f, m in
+                             ev[ev["window"] == "inside"].set_index("forecaster")["mase"].items()}
+        out["event_mase"] = {n: {"with": inside["with"][n], "without": inside["without"][n],
+                                 "cut": 1 - inside["with"][n] / inside["without"][n]} for n in names}
+        out["event_cut"] = out["event_mase"][chosen.chosen.removesuffix("+events")]["cut"]
     return out
 
 
@@ -133,8 +136,8 @@ def line(r: dict) -> str:
          f"{r['ratio_to_naive']:.3f} of best naive, {r['ratio_to_mstl']:.3f} of MSTL | calibrated coverage "
          f"80% {r['selected_coverage_80']:.3f}, 90% {r['selected_coverage_90']:.3f}")
     if "event_cut" in r:
-        s += (f" | event-window MASE lstm {r['event_mase_with']:.3f} with events, {r['event_mase_without']:.3f} "
-              f"without: cut {100 * r['event_cut']:.1f}% (mstl {r['event_mase_mstl']:.3f})")
+        s += " | event-window MASE with / without events: " + ", ".join(
+            f"{n} {e['with']:.3f} / {e['without']:.3f} (cut {100 * e['cut']:.0f}%)" for n, e in r["event_mase"].items())
     return s
 
 

@@ -404,7 +404,7 @@ def _forecast_model(args, inputs, horizon):
     """(model name, recalibration, notes): ``--model`` (or the backtest's choice for 'auto') and
     the interval recalibration learned from a short backtest."""
     from .forecast.calibrate import learn
-    from .forecast.run import AUTO, DEFAULT_MODELS, models, run_backtest
+    from .forecast.run import AUTO, DEFAULT_CHOICE, DEFAULT_MODELS, choose, models, run_backtest
 
     name = args.model
     names = list(DEFAULT_MODELS) if name == AUTO else [name]
@@ -421,10 +421,11 @@ def _forecast_model(args, inputs, horizon):
         return name, None, [f"intervals not recalibrated: {e}"]
     notes = []
     if name == AUTO:
-        name = result.best(target)
+        name = choose(result, target)
         s = result.summary().set_index(["forecaster", "target"])["mase"]
         notes.append(f"{name} chosen by a backtest over {len(result.origins)} windows (MASE "
-                     + ", ".join(f"{n} {s[(n, target)]:.3f}" for n in result.forecasters) + ")")
+                     + ", ".join(f"{n} {s[(n, target)]:.3f}" for n in result.forecasters)
+                     + f"; the {DEFAULT_CHOICE} is kept unless another model beats it clearly)")
     recal = learn(result, name)
     notes.append(f"intervals recalibrated from {recal.windows} backtest windows: the distance from the median x "
                  + ", ".join(f"{f:.2f} at q{q:g}" for q, f in zip(recal.quantiles, recal.factors[target]) if q != 0.5))
@@ -434,12 +435,12 @@ def _forecast_model(args, inputs, horizon):
 def cmd_forecast_fit(args) -> int:
     import pickle
 
-    from .forecast.run import models, steps
+    from .forecast.run import has_events, models, steps
 
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     name, recal, notes = _forecast_model(args, inputs, horizon)
-    [model] = models([name], horizon)
+    [model] = models([name], horizon, events=has_events(inputs.covariates))
     try:
         fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
     except ValueError as e:
@@ -457,8 +458,7 @@ def cmd_forecast_fit(args) -> int:
 def cmd_forecast_predict(args) -> int:
     import pickle
 
-    from .forecast.run import models, steps
-
+    from .forecast.run import has_events, models, steps
     from .rundir import atomic_directory, check_output_folder
 
     if not (args.output or args.out):
@@ -481,7 +481,7 @@ def cmd_forecast_predict(args) -> int:
         notes = []
     else:
         name, recal, notes = _forecast_model(args, inputs, horizon)
-        [model] = models([name], horizon)
+        [model] = models([name], horizon, events=has_events(inputs.covariates))
         try:
             fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
         except ValueError as e:

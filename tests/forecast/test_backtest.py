@@ -342,3 +342,26 @@ def test_an_ensemble_is_scored_from_its_members_run_once(hist):
     theirs = f[f["forecaster"] == "a"].reset_index(drop=True)
     # a and b are the same model: their average is each of them
     np.testing.assert_allclose(mine[qcol(0.5)], theirs[qcol(0.5)])
+
+
+@dataclass(frozen=True, eq=False)
+class TooShort(Forecaster):
+    name: str = "too_short"
+
+    def fit(self, history, covariates=None, *, seed=0):
+        raise ValueError(f"history of {len(history)} steps is too short for me")
+
+
+def test_a_model_that_cannot_run_is_left_out_with_a_note_when_asked(hist):
+    from twin.forecast.select import Ensemble
+
+    a = LastValue(name="a")
+    with pytest.raises(ValueError, match="too short for me"):
+        backtest([a, TooShort()], hist, horizon=24, n_windows=2, season=DAY)
+    res = backtest([a, TooShort(), Ensemble((a, TooShort()), name="e")], hist, horizon=24, n_windows=2, season=DAY,
+                   skip_failing=True)
+    assert res.forecasters == ("a",)
+    assert any(n.startswith("too_short left out") for n in res.notes)
+    assert any(n.startswith("e left out: its member(s) too_short") for n in res.notes)
+    with pytest.raises(ValueError, match="no forecaster could run"):
+        backtest([TooShort()], hist, horizon=24, n_windows=2, season=DAY, skip_failing=True)

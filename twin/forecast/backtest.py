@@ -107,7 +107,7 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
              horizon: int, n_windows: int, step: int | None = None, season: int,
              min_train: int | None = None, quantiles: tuple[float, ...] = QUANTILES,
              event_windows: Iterable[tuple] | None = None, seed: int = 0, refit_every: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> "BacktestResult":
+             skip_failing: bool = False, progress: Callable[[int, int], None] | None = None) -> "BacktestResult":
     """Forecast from each of ``n_windows`` origins (see ``origins``) with each forecaster and
     score every target of ``history``.  ``season`` (in steps) sets the MASE scale; ``min_train``
     defaults to two seasons.  ``event_windows`` are [start, end) intervals whose steps are also
@@ -115,6 +115,8 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
     before the first origin and again every ``refit_every`` origins (default: never again), as a
     deployed model is retrained on a schedule.  An ``Ensemble`` is scored from its members'
     forecasts, each member run once (under its own refit rule) even if it is also listed.
+    A forecaster that raises ``ValueError`` (a history too short for it, say) stops the backtest,
+    or with ``skip_failing`` is left out with a note (and so is an ensemble it belongs to).
     ``progress(done, total)`` is called after each (forecaster, origin) that is run."""
     names = [f.name for f in forecasters]
     if not names or len(set(names)) != len(names):
@@ -154,6 +156,14 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
                     fitted, fitted_at = f.fit(ctx, seen, seed=seed), k
                 fc = fitted.predict(ctx, horizon, seen, quantiles)
                 _check(fc, f.name, o, window, targets, quantiles)
+            except ValueError as e:
+                if not skip_failing:
+                    e.add_note(f"while backtesting {f.name} at origin {o}")
+                    raise
+                notes.append(f"{f.name} left out: at origin {o}: {e}")
+                out = None
+                done += len(starts) - k
+                break
             except Exception as e:
                 e.add_note(f"while backtesting {f.name} at origin {o}")
                 raise
@@ -161,13 +171,20 @@ def backtest(forecasters: list[Forecaster], history: History, covariates: Covari
             done += 1
             if progress is not None:
                 progress(done, total)
-        runs[f.name] = out
+        if out is not None:
+            runs[f.name] = out
     for f in forecasters:
         if isinstance(f, Ensemble):
+            missing = [m.name for m in f.members if m.name not in runs]
+            if missing:
+                notes.append(f"{f.name} left out: its member(s) {', '.join(missing)} could not run")
+                continue
             runs[f.name] = [f.combine([runs[m.name][k] for m in f.members]) for k in range(len(starts))]
+    if not runs:
+        raise ValueError("no forecaster could run: " + "; ".join(notes))
 
     blocks = []
-    for f in forecasters:
+    for f in (f for f in forecasters if f.name in runs):
         for i, o, fc in zip(pos, starts, runs[f.name]):
             window = idx[i:i + horizon]
             notes.extend(f"{f.name}: {n}" for n in fc.notes)

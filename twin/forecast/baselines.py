@@ -34,6 +34,7 @@ SEASONS = {"daily": DAY, "weekly": WEEK}
 
 
 def season_steps(history: History, season: str | pd.Timedelta) -> int:
+    """The length in steps of a named season ('daily', 'weekly') or of a Timedelta."""
     period = SEASONS[season] if isinstance(season, str) else pd.Timedelta(season)
     steps = history.steps_per(period)
     if steps < 1:
@@ -43,7 +44,8 @@ def season_steps(history: History, season: str | pd.Timedelta) -> int:
 
 @dataclass(frozen=True)
 class SeasonalNaive(Forecaster):
-    """Repeat the last season; ``season`` is 'daily', 'weekly' or a Timedelta."""
+    """Repeat the last season; ``season`` is 'daily', 'weekly', a Timedelta, or 'longest': the
+    weekly season where the history holds two, else the daily one."""
 
     season: str | pd.Timedelta = "daily"
     refit_each_origin: bool = True
@@ -53,7 +55,10 @@ class SeasonalNaive(Forecaster):
         return f"seasonal_naive_{self.season}" if isinstance(self.season, str) else "seasonal_naive"
 
     def fit(self, history: History, covariates: Covariates | None = None, *, seed: int = 0) -> "_NaiveFit":
-        m = season_steps(history, self.season)
+        season = self.season
+        if season == "longest":
+            season = "weekly" if len(history) >= 2 * season_steps(history, "weekly") else "daily"
+        m = season_steps(history, season)
         notes = ()
         if len(history) < 2 * m:  # too short for this season: fall back to the last value
             notes = (f"history of {len(history)} steps is shorter than two {self.season} seasons ({2 * m}); "

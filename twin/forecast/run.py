@@ -20,7 +20,8 @@ from .calibrate import calibrated
 from .base import Covariates, Forecaster, History
 from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events
-from .select import Ensemble, Selection, select
+from .events import EventAdjusted, event_columns
+from .select import Ensemble, Selection, clearly_better, select, window_scores
 from .series import Repairs, read_series_csv, regularize, season_check
 
 
@@ -30,23 +31,50 @@ def _lstm(horizon: int) -> Forecaster:
     return LSTMForecaster(horizon=horizon)
 
 
+def _mstl(events: bool) -> Forecaster:
+    return EventAdjusted(StatsBaseline()) if events else StatsBaseline()
+
+
+#: name -> (horizon, events) -> forecaster.  With events (an events calendar or holidays among
+#: the covariates), the models that cannot read covariates learn the events' effects from past
+#: occurrences (``twin.forecast.events``); the LSTM reads them as inputs.
 MODELS = {
-    "seasonal_naive_daily": lambda h: SeasonalNaive("daily"),
-    "seasonal_naive_weekly": lambda h: SeasonalNaive("weekly"),
-    "mstl": lambda h: StatsBaseline(),
-    "lstm": _lstm,
-    "ensemble": lambda h: Ensemble((StatsBaseline(), _lstm(h)), name="ensemble"),
+    "seasonal_naive_daily": lambda h, ev: SeasonalNaive("daily"),
+    "seasonal_naive_weekly": lambda h, ev: SeasonalNaive("weekly"),
+    "mstl": lambda h, ev: _mstl(ev),
+    "lstm": lambda h, ev: _lstm(h),
+    "ensemble": lambda h, ev: Ensemble((_mstl(ev), _lstm(h), SeasonalNaive("longest")), name="ensemble"),
 }
-DEFAULT_MODELS = ("seasonal_naive_daily", "seasonal_naive_weekly", "mstl", "lstm", "ensemble")
-#: The model ``twin forecast predict`` uses unless told: chosen by a backtest (see ``forecast``).
+DEFAULT_MODELS = tuple(MODELS)
+#: Kept by a selection unless another model beats it clearly (``twin.forecast.select``).
+DEFAULT_CHOICE = "ensemble"
+#: The model ``twin forecast predict`` uses unless told: chosen by a backtest.
 AUTO = "auto"
 
 
-def models(names, horizon: int) -> list[Forecaster]:
+def models(names, horizon: int, *, events: bool = False) -> list[Forecaster]:
+    """The forecasters named (a '+events' suffix, as backtest tables show it, is accepted)."""
+    names = [n.removesuffix("+events") for n in names]
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         raise TwinError(f"--models: unknown model(s) {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
-    return [MODELS[n](horizon) for n in names]
+    return [MODELS[n](horizon, events) for n in names]
+
+
+def choose(result: BacktestResult, target: str, alpha: float = 0.05) -> str:
+    """The model with the lowest MASE over all of ``result``'s windows, unless the ensemble is
+    among them and that model does not beat it clearly (``clearly_better``)."""
+    best = result.best(target)
+    if DEFAULT_CHOICE in result.forecasters and best != DEFAULT_CHOICE:
+        per_window = window_scores(result, target, result.origins)
+        if not clearly_better(per_window[best].to_numpy(), per_window[DEFAULT_CHOICE].to_numpy(), alpha):
+            return DEFAULT_CHOICE
+    return best
+
+
+def has_events(covariates: Covariates | None) -> bool:
+    """Whether the covariates hold an events calendar or holidays."""
+    return bool(event_columns(covariates))
 
 
 def steps(text: str, history: History, what: str) -> int:
@@ -98,9 +126,9 @@ def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int
     history = inputs.history
     season = max(1, history.steps_per(pd.Timedelta(days=1)))
     try:
-        return backtest(models(names, horizon), history, inputs.covariates, horizon=horizon, n_windows=windows,
+        return backtest(models(names, horizon, events=has_events(inputs.covariates)), history, inputs.covariates, horizon=horizon, n_windows=windows,
                         step=step, season=season, event_windows=inputs.event_windows or None, seed=seed,
-                        refit_every=refit_every, progress=progress)
+                        refit_every=refit_every, skip_failing=len(names) > 1, progress=progress)
     except ValueError as e:
         raise TwinError(f"backtest: {e}") from None
 
@@ -118,7 +146,7 @@ class Chosen:
 def selection(result: BacktestResult, target: str) -> Chosen | None:
     if len(result.origins) < 2:
         return None
-    chosen = select(result, target)
+    chosen = select(result, target, default=DEFAULT_CHOICE if DEFAULT_CHOICE in result.forecasters else None)
     cal = calibrated(result, chosen.chosen)
     late = cal.forecasts[cal.forecasts["origin"].isin(list(chosen.evaluation_origins))
                          & (cal.forecasts["target"] == target)]
@@ -144,5 +172,5 @@ def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen:
     (folder / "report.html").write_text(render(result, inputs, chosen))
 
 
-__all__ = ["AUTO", "MODELS", "DEFAULT_MODELS", "Chosen", "Inputs", "load_inputs", "models",
+__all__ = ["AUTO", "MODELS", "DEFAULT_CHOICE", "DEFAULT_MODELS", "Chosen", "Inputs", "choose", "has_events", "load_inputs", "models",
            "run_backtest", "selection", "steps", "write_backtest"]

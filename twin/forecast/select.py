@@ -4,8 +4,9 @@
 often better than any member alone, and never far from the best.
 
 ``select`` splits a backtest's origins in time: the forecaster with the lowest score on the
-earlier windows is *selected*, and every forecaster, the selected one included, is scored on the
-later windows only.  The selected model's figure is then an honest out-of-sample estimate.
+earlier windows is *selected* (with a default model, only if it beats the default clearly), and
+every forecaster, the selected one included, is scored on the later windows only.  The selected
+model's figure is then an honest out-of-sample estimate.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .backtest import BacktestResult
+from .backtest import BacktestResult, scores
 from .base import QUANTILES, Covariates, Fitted, Forecast, Forecaster, History
 
 
@@ -68,9 +69,46 @@ class Selection:
         return float(row[metric])
 
 
+def window_scores(result: BacktestResult, target: str, origins, metric: str = "mase") -> pd.DataFrame:
+    """``metric`` per window: one row per origin, one column per forecaster."""
+    f = result.forecasts
+    f = f[(f["target"] == target) & f["origin"].isin(list(origins))]
+    rows = {name: {o: scores(g, result.quantiles)[metric] for o, g in gf.groupby("origin")}
+            for name, gf in f.groupby("forecaster", sort=False)}
+    return pd.DataFrame(rows)
+
+
+def clearly_better(a: np.ndarray, b: np.ndarray, alpha: float) -> bool:
+    """Whether per-window losses ``a`` are lower than ``b`` by a one-sided paired t-test at
+    level ``alpha`` (a Diebold-Mariano test on window means; windows that overlap make it
+    lenient, which only means the default is kept less often than ``alpha`` suggests).
+
+    >>> clearly_better(np.array([1.0, 1.1, 0.9, 1.0]), np.array([2.0, 2.1, 1.9, 2.05]), 0.05)
+    True
+    >>> clearly_better(np.array([1.0, 3.0, 0.5, 1.0]), np.array([1.2, 1.1, 1.3, 1.2]), 0.05)
+    False
+    """
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2 or d.mean() >= 0:
+        return False
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return True
+    t = d.mean() / (sd / np.sqrt(len(d)))
+    return bool(stats.t.cdf(t, len(d) - 1) < alpha)
+
+
 def select(result: BacktestResult, target: str, *, metric: str = "mase", candidates=None,
-           selection_windows: int | None = None) -> Selection:
-    """Pick by ``metric`` on the first ``selection_windows`` origins (default: half), score on the rest."""
+           selection_windows: int | None = None, default: str | None = None, alpha: float = 0.05) -> Selection:
+    """Pick by ``metric`` on the first ``selection_windows`` origins (default: half), score on the rest.
+
+    With a ``default`` (say the ensemble, which is rarely far from the best), another model is
+    picked only if it beats the default *clearly* on the selection windows: lower ``metric`` per
+    window by a one-sided paired test at level ``alpha`` (``clearly_better``).  A model that wins
+    on the selection windows by noise then does not replace a combination that holds up."""
     origins = list(result.origins)
     k = selection_windows if selection_windows is not None else len(origins) // 2
     if not 1 <= k < len(origins):
@@ -95,4 +133,8 @@ def select(result: BacktestResult, target: str, *, metric: str = "mase", candida
         chosen = pool.loc[(pool[metric] - nominal).abs().idxmin(), "forecaster"]
     else:
         chosen = pool.loc[pool[metric].idxmin(), "forecaster"]
+        if default is not None and default in names and chosen != default:
+            per_window = window_scores(result, target, early, metric)
+            if not clearly_better(per_window[chosen].to_numpy(), per_window[default].to_numpy(), alpha):
+                chosen = default
     return Selection(target, str(chosen), tuple(early), tuple(late), first, second)
