@@ -67,3 +67,13 @@ def test_without_event_columns_it_is_the_base_model():
     f = EventAdjusted(SeasonalNaive("daily")).fit(h).predict(h, 24)
     g = SeasonalNaive("daily").fit(h).predict(h, 24)
     np.testing.assert_array_equal(f.values["requests_per_s"], g.values["requests_per_s"])
+
+
+def test_an_occurrence_under_way_at_the_origin_is_not_learned_from():
+    h, cov = hourly_with_holidays()
+    frame = cov.frame.assign(event_weather=0.0)
+    frame.loc[frame.index[-36:], "event_weather"] = 1.0  # a storm that began 12 hours before the origin
+    cov2 = Covariates(frame, known=("holiday", "event_weather"))
+    context = History(h.values.iloc[:-24])
+    effects = learn_effects(context, cov2)
+    assert "event_weather" in effects.unseen and "holiday" in effects.profiles

@@ -7,7 +7,9 @@ from the calendar), what the load did during each past occurrence in the trainin
 ratio of each step to the same step a week earlier and a week later (two weeks where one of those
 is itself an event; only steps before the origin are read), as a function of the step's offset
 from the start of the occurrence.  The effect of the column is the geometric mean of those ratios
-over the occurrences.  At predict time the base model's quantiles at each step inside a known
+over the occurrences.  An occurrence still under way at the origin is not learned from: the base
+model has just been fitted to what it did so far.  An occurrence longer than any seen repeats
+the effect profile (a two-day holiday taught by one-day ones).  At predict time the base model's quantiles at each step inside a known
 future occurrence are multiplied by the effect at that offset (several columns at once: their
 log effects averaged, weighted by how many occurrences taught each).
 
@@ -83,7 +85,7 @@ class Effects:
             for start, end in _blocks(active):
                 hit = (where >= start) & (where < end)
                 if hit.any():
-                    offset = np.minimum(where[hit] - start, len(profile) - 1)
+                    offset = (where[hit] - start) % len(profile)  # longer than any seen: it repeats
                     w = self.occurrences[column]
                     logs[hit] += w * np.log(profile[offset])
                     weights[hit] += w
@@ -105,7 +107,9 @@ def learn_effects(history: History, covariates: Covariates | None) -> Effects:
     n = len(idx)
     profiles, occurrences, unseen = {}, {}, []
     for column in columns:
-        blocks = [b for b in _blocks(frame[column].to_numpy() > 0) if b[1] <= n]
+        # an occurrence still under way at the end of the history is left out: what it did so far
+        # is in the history the base model was just fitted to, and the rest of it is unknown
+        blocks = [b for b in _blocks(frame[column].to_numpy() > 0) if b[1] < n]
         ratios: dict[str, list[np.ndarray]] = {t: [] for t in history.targets}
         for start, end in blocks:
             pos = np.arange(start, end)
