@@ -98,3 +98,26 @@ def test_predict_auto_says_which_model_and_how_intervals_were_set(series, tmp_pa
                "-o", tmp_path / "p.csv")
     assert out.returncode == 0, out.stderr
     assert "chosen by a backtest over 3 windows" in out.stdout and "intervals recalibrated" in out.stdout
+
+
+def test_social_posts_are_read_with_their_repairs_and_bad_ones_are_refused(series, tmp_path):
+    posts = tmp_path / "posts.csv"
+    posts.write_text("timestamp,text\n2026-03-05T10:00:00Z,love the new release\n2026-03-05T10:20:00Z,\n"
+                     "2026-03-06T11:00:00Z,site is down again\n")
+    out = twin("forecast", "backtest", series, "--time-zone", "UTC", "--social", posts, "--models", "mstl",
+               "--windows", 2)
+    assert out.returncode == 0, out.stderr
+    assert "empty text" in out.stdout  # the dropped post is stated
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,text\nyesterday,hello\n")
+    out = twin("forecast", "backtest", series, "--time-zone", "UTC", "--social", bad, "--models", "mstl")
+    assert out.returncode == 2 and "bad.csv" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_events_make_the_covariate_blind_models_event_aware(series, tmp_path):
+    events = tmp_path / "events.yaml"
+    events.write_text("events:\n  - {type: campaign, start: 2026-03-10T00:00:00Z, end: 2026-03-11T00:00:00Z}\n")
+    out = twin("forecast", "backtest", series, "--time-zone", "UTC", "--events", events, "--models",
+               "seasonal_naive_daily,mstl", "--windows", 2)
+    assert out.returncode == 0, out.stderr
+    assert "mstl+events" in out.stdout and "inside / outside events" in out.stdout

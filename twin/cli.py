@@ -344,7 +344,8 @@ def _forecast_inputs(args, *, extend=True):
     from .forecast.run import load_inputs
 
     return load_inputs(args.series, value_column=args.value_column, target=args.target, time_zone=args.time_zone,
-                       events=args.events, holidays=args.holidays, horizon=args.horizon, extend=extend)
+                       events=args.events, holidays=args.holidays, horizon=args.horizon, extend=extend,
+                       social=args.social)
 
 
 def cmd_forecast_backtest(args) -> int:
@@ -545,6 +546,9 @@ def _series_arguments(p):
     p.add_argument("--time-zone", help="zone of timestamps written without one (e.g. UTC)")
     p.add_argument("--events", type=Path, metavar="EVENTS", help="events calendar (CSV or YAML), known in advance")
     p.add_argument("--holidays", metavar="COUNTRY", help="add a public-holiday flag for this country (e.g. US)")
+    p.add_argument("--social", type=Path, metavar="FILE",
+                   help="social signal, observed up to each origin: posts (timestamp,text: volume and VADER "
+                        "sentiment) or a mention-count series")
     p.add_argument("--horizon", default="1d", help="how far ahead: 1d, 6h, 90min or a number of steps")
     p.add_argument("--seed", type=_seed, default=0)
 

@@ -19,7 +19,7 @@ from .backtest import BacktestResult, backtest, scores
 from .calibrate import calibrated
 from .base import Covariates, Forecaster, History
 from .baselines import SeasonalNaive, StatsBaseline
-from .covariates import build_covariates, read_events
+from .covariates import build_covariates, read_events, read_posts
 from .events import EventAdjusted, event_columns
 from .select import Ensemble, Selection, clearly_better, select, window_scores
 from .series import Repairs, read_series_csv, regularize, season_check
@@ -102,9 +102,27 @@ class Inputs:
     notes: tuple[str, ...]
 
 
+def _social(path: Path, time_zone: str | None):
+    """Posts (a CSV with a text column: mention volume and VADER sentiment) or a mention-count
+    series, and the repairs made reading them."""
+    import csv
+
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as f:
+            header = [h.strip().lower() for h in next(csv.reader(f), [])]
+    except OSError as e:
+        raise TwinError(f"{path}: cannot read the social signal file ({e.strerror})") from None
+    if "text" in header:
+        posts, repairs = read_posts(path, time_zone=time_zone, drop_empty=True)
+        return posts, list(repairs.lines)
+    return read_series_csv(path, time_zone=time_zone), []
+
+
 def load_inputs(series: Path, *, value_column: str | None, target: str, time_zone: str | None,
-                events: Path | None, holidays: str | None, horizon: str, extend: bool = True) -> Inputs:
-    """History (repaired, repairs stated) and covariates reaching ``horizon`` past its end."""
+                events: Path | None, holidays: str | None, horizon: str, extend: bool = True,
+                social: Path | None = None) -> Inputs:
+    """History (repaired, repairs stated) and covariates reaching ``horizon`` past its end.
+    ``social``: posts or mention counts, an observed covariate (read up to each origin only)."""
     frame = read_series_csv(series, value_columns=[value_column] if value_column else None, time_zone=time_zone)
     if frame.shape[1] != 1:
         raise TwinError(f"{series}: {frame.shape[1]} value columns ({', '.join(frame.columns)}); name one with "
@@ -114,11 +132,12 @@ def load_inputs(series: Path, *, value_column: str | None, target: str, time_zon
     n_future = steps(horizon, history, "--horizon") if extend else 0
     index = pd.date_range(history.values.index[0], periods=len(history) + n_future, freq=history.step, tz="UTC")
     ev = read_events(events) if events else None
-    covariates = build_covariates(index, events=ev, holidays_country=holidays)
+    soc, soc_notes = _social(social, time_zone) if social else (None, [])
+    covariates = build_covariates(index, events=ev, holidays_country=holidays, social=soc)
     windows = ()
     if ev is not None and len(ev):
         windows = tuple((pd.Timestamp(s), pd.Timestamp(e)) for s, e in zip(ev["start"], ev["end"]))
-    return Inputs(history, repairs, covariates, windows, tuple(season_check(history)))
+    return Inputs(history, repairs, covariates, windows, tuple(season_check(history)) + tuple(soc_notes))
 
 
 def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int, step: int | None = None,
