@@ -121,3 +121,21 @@ def test_events_make_the_covariate_blind_models_event_aware(series, tmp_path):
                "seasonal_naive_daily,mstl", "--windows", 2)
     assert out.returncode == 0, out.stderr
     assert "mstl+events" in out.stdout and "inside / outside events" in out.stdout
+
+
+def test_predict_from_a_trace_gives_the_whole_load_profile(tmp_path):
+    rng = np.random.default_rng(1)
+    t = np.sort(rng.uniform(0, 4 * 86400, 40_000)) + 1.7e9
+    pd.DataFrame({"timestamp": pd.to_datetime(t, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                  "class": np.where(rng.random(len(t)) < 0.2, "checkout", "browse"),
+                  "latency_s": 0.05, "bytes_out": rng.integers(100, 5000, len(t)),
+                  "session": rng.integers(0, 300, len(t)).astype(str)}).to_csv(tmp_path / "trace.csv", index=False)
+    out = twin("forecast", "predict", tmp_path / "trace.csv", "--trace-step", "1h", "--model", "seasonal_naive_daily",
+               "--horizon", "6h", "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    p = pd.read_csv(tmp_path / "p.csv")
+    for col in ("requests_per_s", "data_volume_bytes_per_s", "user_concurrency", "requests_per_s_q0.9",
+                "mix_browse", "mix_checkout", "burstiness"):
+        assert col in p, col
+    np.testing.assert_allclose(p["mix_browse"] + p["mix_checkout"], 1.0)
+    assert np.all(np.abs(p["requests_per_s"] / (40_000 / (4 * 86400)) - 1) < 0.5)

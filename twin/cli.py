@@ -345,7 +345,7 @@ def _forecast_inputs(args, *, extend=True):
 
     return load_inputs(args.series, value_column=args.value_column, target=args.target, time_zone=args.time_zone,
                        events=args.events, holidays=args.holidays, horizon=args.horizon, extend=extend,
-                       social=args.social)
+                       social=args.social, trace_step=args.trace_step)
 
 
 def cmd_forecast_backtest(args) -> int:
@@ -494,6 +494,10 @@ def cmd_forecast_predict(args) -> int:
     if recal is not None:
         fc = recal.apply(fc)
     frame = fc.to_frame()
+    if inputs.trace is not None:
+        from .forecast.profile import shape_profile
+
+        frame = frame.join(shape_profile(inputs.trace, inputs.history.step, frame.index))
     frame.index.name = "timestamp"
     notes = [*inputs.repairs.lines, *inputs.notes, *notes, *fc.notes]
     written = []
@@ -540,7 +544,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 def _series_arguments(p):
     p.add_argument("series", type=Path, metavar="SERIES.csv",
-                   help="history: a time column and one value column (NAB, Microsoft or Prophet layout)")
+                   help="history: a time column and one value column (NAB, Microsoft or Prophet layout), or "
+                        "a request trace with --trace-step")
+    p.add_argument("--trace-step", metavar="STEP",
+                   help="SERIES is a request trace (log, spans, CSV/Parquet): forecast requests/s, data volume and "
+                        "concurrency per STEP (e.g. 5min), and give the profile its class mix and burstiness")
     p.add_argument("--value-column", help="which column to forecast when there are several")
     p.add_argument("--target", default="requests_per_s", help="what the values are (default requests_per_s)")
     p.add_argument("--time-zone", help="zone of timestamps written without one (e.g. UTC)")

@@ -22,7 +22,7 @@ from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events, read_posts
 from .events import EventAdjusted, event_columns
 from .select import Ensemble, Selection, clearly_better, select, window_scores
-from .series import Repairs, read_series_csv, regularize, season_check
+from .series import Repairs, history_from_trace, read_series_csv, regularize, season_check
 
 
 def _lstm(horizon: int) -> Forecaster:
@@ -100,6 +100,7 @@ class Inputs:
     covariates: Covariates | None
     event_windows: tuple[tuple[pd.Timestamp, pd.Timestamp], ...]
     notes: tuple[str, ...]
+    trace: pd.DataFrame | None = None  # the entry requests, when the history came from a trace
 
 
 def _social(path: Path, time_zone: str | None):
@@ -120,15 +121,26 @@ def _social(path: Path, time_zone: str | None):
 
 def load_inputs(series: Path, *, value_column: str | None, target: str, time_zone: str | None,
                 events: Path | None, holidays: str | None, horizon: str, extend: bool = True,
-                social: Path | None = None) -> Inputs:
+                social: Path | None = None, trace_step: str | None = None) -> Inputs:
     """History (repaired, repairs stated) and covariates reaching ``horizon`` past its end.
-    ``social``: posts or mention counts, an observed covariate (read up to each origin only)."""
-    frame = read_series_csv(series, value_columns=[value_column] if value_column else None, time_zone=time_zone)
-    if frame.shape[1] != 1:
-        raise TwinError(f"{series}: {frame.shape[1]} value columns ({', '.join(frame.columns)}); name one with "
-                        f"--value-column")
-    frame.columns = [target]
-    history, repairs = regularize(frame)
+    ``social``: posts or mention counts, an observed covariate (read up to each origin only).
+    With ``trace_step``, ``series`` is a request trace (any format ``twin.traces`` reads): its
+    entry requests give requests/s, data volume and concurrency per step, and the trace is kept
+    for the class mix and burstiness of the load profile."""
+    trace = None
+    if trace_step:
+        from ..traces import read_traces
+
+        full, _ = read_traces([series])
+        trace = full[full["parent_id"].isna()] if "parent_id" in full else full
+        history, repairs = history_from_trace(trace, step=trace_step)
+    else:
+        frame = read_series_csv(series, value_columns=[value_column] if value_column else None, time_zone=time_zone)
+        if frame.shape[1] != 1:
+            raise TwinError(f"{series}: {frame.shape[1]} value columns ({', '.join(frame.columns)}); name one with "
+                            f"--value-column")
+        frame.columns = [target]
+        history, repairs = regularize(frame)
     n_future = steps(horizon, history, "--horizon") if extend else 0
     index = pd.date_range(history.values.index[0], periods=len(history) + n_future, freq=history.step, tz="UTC")
     ev = read_events(events) if events else None
@@ -137,7 +149,7 @@ def load_inputs(series: Path, *, value_column: str | None, target: str, time_zon
     windows = ()
     if ev is not None and len(ev):
         windows = tuple((pd.Timestamp(s), pd.Timestamp(e)) for s, e in zip(ev["start"], ev["end"]))
-    return Inputs(history, repairs, covariates, windows, tuple(season_check(history)) + tuple(soc_notes))
+    return Inputs(history, repairs, covariates, windows, tuple(season_check(history)) + tuple(soc_notes), trace)
 
 
 def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int, step: int | None = None,

@@ -421,9 +421,11 @@ def history_from_trace(trace: pd.DataFrame, *, step) -> tuple[History, Repairs]:
     seconds = step.total_seconds()
     lines, counts = [], {"bytes_unknown": 0, "sessions_unknown": 0}
     out = {"requests_per_s": bins.value_counts().reindex(grid, fill_value=0).to_numpy(float) / seconds}
-    sizes = pd.DataFrame({c: pd.to_numeric(trace[c], errors="coerce") if c in trace else np.nan
-                          for c in ("bytes_in", "bytes_out")}, index=trace.index)
-    unknown = sizes.isna().any(axis=1)
+    # a size column the trace does not have at all (or has only empty) is not counted; a missing
+    # value in a column it has is an unknown size
+    sizes = pd.DataFrame({c: pd.to_numeric(trace[c], errors="coerce") for c in ("bytes_in", "bytes_out")
+                          if c in trace and trace[c].notna().any()}, index=trace.index)
+    unknown = sizes.isna().any(axis=1) if sizes.shape[1] else pd.Series(True, index=trace.index)
     if unknown.all():
         lines.append("bytes: no request has bytes_in or bytes_out: data_volume_bytes_per_s left out")
     else:
