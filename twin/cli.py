@@ -352,7 +352,6 @@ def cmd_forecast_backtest(args) -> int:
     from rich.table import Table
 
     from .forecast.run import DEFAULT_MODELS, run_backtest, selection, steps, write_backtest
-
     from .rundir import atomic_directory, check_output_folder
 
     if args.out:
