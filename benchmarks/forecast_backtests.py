@@ -28,7 +28,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -145,13 +145,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="*", default=list(SERIES), choices=list(SERIES))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refit-every", type=int, help="override every series' LSTM refit schedule (origins)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--save", type=Path, metavar="DIR", help="write every backtest's forecasts here (parquet)")
     args = parser.parse_args()
     print(f"forecast_backtests: {platform.machine()} {os.cpu_count()} cpus, seed {args.seed}", flush=True)
     results = []
     for name in args.series:
-        results.append(run(SERIES[name], args.seed, args.save))
+        spec = SERIES[name]
+        if args.refit_every:
+            spec = replace(spec, refit_every=args.refit_every)
+        results.append(run(spec, args.seed, args.save))
         print(line(results[-1]), flush=True)
     ok = all(r["ratio_to_naive"] <= 0.85 and r["ratio_to_mstl"] <= 1.0 and 0.75 <= r["selected_coverage_80"] <= 0.85
              for r in results) and all(r["event_cut"] >= 0.3 for r in results if "event_cut" in r)
