@@ -349,6 +349,7 @@ def _forecast_inputs(args, *, extend=True):
 
 
 def cmd_forecast_backtest(args) -> int:
+    import pandas as pd
     from rich.table import Table
 
     from .forecast.run import DEFAULT_MODELS, run_backtest, selection, steps, write_backtest
@@ -388,11 +389,15 @@ def cmd_forecast_backtest(args) -> int:
             t.add_row(r.forecaster, r.window, str(r.n), f"{r.mase:.3f}", f"{r.coverage_80:.3f}")
         console.print(t)
     if chosen is not None:
-        sel, cal = chosen.selection, chosen.scores
+        sel, cal, srv = chosen.selection, chosen.scores, chosen.online_scores
         console.print(f"selected on the first {len(sel.selection_origins)} windows: [bold]{sel.chosen}[/bold]; on the "
                       f"last {len(sel.evaluation_origins)}: MASE {sel.score(sel.chosen):.3f}, 80% coverage "
                       f"{sel.score(sel.chosen, 'coverage_80'):.3f}, recalibrated online from earlier windows "
                       f"{cal['coverage_80']:.3f} (90%: {cal['coverage_90']:.3f})")
+        picks = pd.Series([chosen.choices[o] for o in sel.evaluation_origins]).value_counts()
+        console.print(f"chosen in service (re-chosen at each origin from the windows ended by then): MASE "
+                      f"{srv['mase']:.3f}, 80% coverage {srv['coverage_80']:.3f} on the same windows; chose "
+                      + ", ".join(f"{n} {k}x" for n, k in picks.items()))
     for note in result.notes:
         console.print(f"[yellow]note[/yellow]: {note}")
     if args.out:
@@ -403,6 +408,8 @@ def cmd_forecast_backtest(args) -> int:
 def _forecast_model(args, inputs, horizon):
     """(model name, recalibration, notes): ``--model`` (or the backtest's choice for 'auto') and
     the interval recalibration learned from a short backtest."""
+    import pandas as pd
+
     from .forecast.calibrate import learn
     from .forecast.run import AUTO, DEFAULT_CHOICE, DEFAULT_MODELS, choose, models, run_backtest
 
@@ -410,9 +417,12 @@ def _forecast_model(args, inputs, horizon):
     names = list(DEFAULT_MODELS) if name == AUTO else [name]
     models(names, horizon)  # an unknown name fails before any work
     target = inputs.history.targets[0]
+    # as many windows as asked, or as the history holds after two days of training
+    season = max(1, inputs.history.steps_per(pd.Timedelta(days=1)))
+    windows = max(2, min(args.calibration_windows, (len(inputs.history) - 2 * season - horizon) // horizon + 1))
     try:
         with _Progress(True) as bar:
-            result = run_backtest(inputs, names, horizon=horizon, windows=args.calibration_windows, seed=args.seed,
+            result = run_backtest(inputs, names, horizon=horizon, windows=windows, seed=args.seed,
                                   progress=lambda done, total: bar.update("backtesting", done, total))
     except TwinError as e:
         if name == AUTO:
@@ -664,8 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
         _series_arguments(q)
         q.add_argument("--model", default="auto",
                        help="a model name, or auto (default): the one with the lowest MASE in a backtest")
-        q.add_argument("--calibration-windows", type=_count, default=4, metavar="N",
-                       help="backtest windows that choose the model and recalibrate its intervals (default 4)")
+        q.add_argument("--calibration-windows", type=_count, default=8, metavar="N",
+                       help="latest backtest windows that choose the model and recalibrate its intervals "
+                            "(default 8, fewer if the history is short)")
         if action == "fit":
             q.add_argument("-o", "--output", required=True, metavar="FITTED.pkl")
             q.set_defaults(func=cmd_forecast_fit)

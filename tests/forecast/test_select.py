@@ -59,3 +59,18 @@ def test_longest_seasonal_naive_and_model_names():
     assert m.name == "mstl"
     [e] = models(["ensemble"], 24, events=True)
     assert [x.name for x in e.members] == ["mstl+events", "lstm", "seasonal_naive_longest"]
+
+
+def test_online_selection_uses_only_windows_that_had_ended(result):
+    from twin.forecast.select import online
+
+    sel, choice = online(result, "requests_per_s", recent=8)
+    first, *rest = result.origins
+    assert choice[first] == "ensemble"  # nothing had ended yet: the default
+    assert all(choice[o] == "seasonal_naive_weekly" for o in rest[4:])  # clearly better once seen
+    assert sel.forecasters == ("selected",) and len(sel.forecasts) == len(result.forecasts) // 3
+    # the actuals of the last window cannot change any choice
+    f = result.forecasts.copy()
+    f.loc[f["origin"] == result.origins[-1], "actual"] *= 100
+    _, again = online(type(result)(**{**result.__dict__, "forecasts": f}), "requests_per_s", recent=8)
+    assert again == choice

@@ -31,7 +31,7 @@ from .backtest import BacktestResult, qcol
 from .base import Forecast
 
 #: Factors are kept within these bounds: a few windows must not collapse or explode an interval.
-BOUNDS = (0.2, 10.0)
+BOUNDS = (0.05, 20.0)
 
 
 def factors(pred: np.ndarray, actual: np.ndarray, quantiles, *, bounds=BOUNDS) -> np.ndarray:
@@ -84,11 +84,14 @@ class Recalibration:
         return replace(forecast, values=values, notes=forecast.notes + (note,))
 
 
-def learn(result: BacktestResult, forecaster: str, origins=None) -> Recalibration:
-    """Factors from the scored windows of ``forecaster`` (at ``origins``, default all of them)."""
+def learn(result: BacktestResult, forecaster: str, origins=None, *, max_windows: int | None = 10) -> Recalibration:
+    """Factors from the scored windows of ``forecaster`` (at ``origins``, default all of them;
+    the latest ``max_windows`` of those: errors change, and recent ones say more)."""
     rows = result.forecasts[result.forecasts["forecaster"] == forecaster]
     if origins is not None:
         rows = rows[rows["origin"].isin(list(origins))]
+    if max_windows:
+        rows = rows[rows["origin"].isin(sorted(rows["origin"].unique())[-max_windows:])]
     if rows.empty:
         raise ValueError(f"no scored windows of {forecaster!r} to recalibrate from")
     cols = [qcol(q) for q in result.quantiles]
@@ -99,11 +102,12 @@ def learn(result: BacktestResult, forecaster: str, origins=None) -> Recalibratio
 
 
 def calibrated(result: BacktestResult, forecaster: str, *, name: str | None = None, min_windows: int = 2,
-               max_windows: int | None = 30) -> BacktestResult:
+               max_windows: int | None = 10) -> BacktestResult:
     """The backtest of ``forecaster`` replayed with online recalibration, as a new result with one
     forecaster ``name`` (default ``<forecaster>+cal``).  At each origin the factors come from the
-    latest ``max_windows`` windows that had ended by then (their last step before the origin);
-    with fewer than ``min_windows`` of those, the window keeps the model's own quantiles."""
+    latest ``max_windows`` windows that had ended by then (their last step before the origin):
+    recent errors track a change of volatility that older ones would hide; with fewer than
+    ``min_windows`` of those, the window keeps the model's own quantiles."""
     name = name or f"{forecaster}+cal"
     rows = result.forecasts[result.forecasts["forecaster"] == forecaster]
     if rows.empty:

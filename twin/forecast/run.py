@@ -21,7 +21,7 @@ from .base import Covariates, Forecaster, History
 from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events, read_posts
 from .events import EventAdjusted, event_columns
-from .select import Ensemble, Selection, clearly_better, select, window_scores
+from .select import Ensemble, Selection, clearly_better, online, select, window_scores
 from .series import Repairs, history_from_trace, read_series_csv, regularize, season_check
 
 
@@ -164,24 +164,48 @@ def run_backtest(inputs: Inputs, names, *, horizon: int, windows: int, seed: int
         raise TwinError(f"backtest: {e}") from None
 
 
+#: Windows the selection rule looks back on, in service (``twin.forecast.select.online``).
+RECENT_WINDOWS = 8
+
+
 @dataclass(frozen=True)
 class Chosen:
-    """The selection (on earlier windows, scored on later ones) and the selected model's backtest
-    with online interval recalibration, scored on the same later windows."""
+    """Two honest views of choosing a model from a backtest, both scored on its later half:
+
+    - ``selection``: chosen once, on the earlier half of the windows (``select``);
+      ``recalibrated`` is that model with online interval recalibration, ``scores`` its scores;
+    - ``online``: the rule as it runs in service, re-applied at every origin to the windows that
+      had ended by then (``twin.forecast.select.online``), recalibrated the same way;
+      ``online_scores`` its scores and ``choices`` the model it chose at each origin.
+    """
 
     selection: Selection
     recalibrated: BacktestResult
-    scores: dict  # the recalibrated model's scores on the later windows
+    scores: dict
+    online: BacktestResult
+    online_scores: dict
+    choices: dict
 
 
 def selection(result: BacktestResult, target: str) -> Chosen | None:
     if len(result.origins) < 2:
         return None
-    chosen = select(result, target, default=DEFAULT_CHOICE if DEFAULT_CHOICE in result.forecasters else None)
+    default = DEFAULT_CHOICE if DEFAULT_CHOICE in result.forecasters else None
+    chosen = select(result, target, default=default)
+    late = list(chosen.evaluation_origins)
+
+    def late_scores(r: BacktestResult) -> dict:
+        f = r.forecasts
+        return scores(f[f["origin"].isin(late) & (f["target"] == target)], result.quantiles)
+
     cal = calibrated(result, chosen.chosen)
-    late = cal.forecasts[cal.forecasts["origin"].isin(list(chosen.evaluation_origins))
-                         & (cal.forecasts["target"] == target)]
-    return Chosen(chosen, cal, scores(late, result.quantiles))
+    served, choices = online(result, target, recent=RECENT_WINDOWS, default=default)
+    served = calibrated(served, "selected", name="selected")
+    return Chosen(chosen, cal, late_scores(cal), served, late_scores(served), choices)
+
+
+def _plain(d: dict) -> dict:
+    return {k: (None if v != v else v) for k, v in d.items()}
 
 
 def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen: Chosen | None) -> None:
@@ -196,12 +220,14 @@ def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen:
                             "selected_on": [str(o) for o in sel.selection_origins],
                             "scored_on": [str(o) for o in sel.evaluation_origins],
                             "scores": json.loads(sel.evaluation_scores.to_json(orient="records")),
-                            "recalibrated_scores": {k: (None if v != v else v) for k, v in chosen.scores.items()}}
+                            "recalibrated_scores": _plain(chosen.scores),
+                            "online": {"recent_windows": RECENT_WINDOWS, "scores": _plain(chosen.online_scores),
+                                       "chosen": {str(o): n for o, n in chosen.choices.items()}}}
     (folder / "summary.json").write_text(json.dumps(doc, indent=2, default=str))
     result.forecasts.to_parquet(folder / "forecasts.parquet")
     result.by_horizon().to_csv(folder / "by_horizon.csv", index=False)
     (folder / "report.html").write_text(render(result, inputs, chosen))
 
 
-__all__ = ["AUTO", "MODELS", "DEFAULT_CHOICE", "DEFAULT_MODELS", "Chosen", "Inputs", "choose", "has_events", "load_inputs", "models",
+__all__ = ["AUTO", "MODELS", "DEFAULT_CHOICE", "DEFAULT_MODELS", "RECENT_WINDOWS", "Chosen", "Inputs", "choose", "has_events", "load_inputs", "models",
            "run_backtest", "selection", "steps", "write_backtest"]

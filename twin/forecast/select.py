@@ -138,3 +138,33 @@ def select(result: BacktestResult, target: str, *, metric: str = "mase", candida
             if not clearly_better(per_window[chosen].to_numpy(), per_window[default].to_numpy(), alpha):
                 chosen = default
     return Selection(target, str(chosen), tuple(early), tuple(late), first, second)
+
+
+def online(result: BacktestResult, target: str, *, recent: int = 8, default: str | None = "ensemble",
+           alpha: float = 0.05, name: str = "selected") -> tuple[BacktestResult, dict]:
+    """The selection rule replayed as it runs in service: at each origin, the ``recent`` windows
+    that had ended by then choose the model (the lowest mean ``mase``; with a ``default``, another
+    model only if it beats the default clearly), and that model's forecast is the one made.
+    Returns the forecasts so made, as a result with one forecaster ``name``, and the model chosen
+    at each origin.  Before two windows have ended the default (else the first model) is used."""
+    f = result.forecasts
+    if default is not None and default not in result.forecasters:
+        raise ValueError(f"default {default!r} is not one of the forecasters {list(result.forecasters)}")
+    fallback = default or result.forecasters[0]
+    ends = f.groupby("origin")["timestamp"].max()
+    per_window = window_scores(result, target, result.origins)
+    choice, parts = {}, []
+    for origin in result.origins:
+        done = ends.index[ends < origin][-recent:]
+        chosen = fallback
+        if len(done) >= 2:
+            means = per_window.loc[done].mean()
+            best = str(means.idxmin())
+            chosen = best
+            if default is not None and best != default and not clearly_better(
+                    per_window.loc[done, best].to_numpy(), per_window.loc[done, default].to_numpy(), alpha):
+                chosen = default
+        choice[origin] = chosen
+        parts.append(f[(f["forecaster"] == chosen) & (f["origin"] == origin)])
+    table = pd.concat(parts).assign(forecaster=name).reset_index(drop=True)
+    return BacktestResult(**{**result.__dict__, "forecasts": table}), choice

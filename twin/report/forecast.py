@@ -85,10 +85,14 @@ def render(result, inputs, chosen) -> str:
                            [[r.forecaster, _num(r.mase), _num(r.coverage_80), _num(r.coverage_90)]
                             for r in ev.itertuples()]
                            + [[f"{sel.chosen}, intervals recalibrated online", _num(cal["mase"]),
-                               _num(cal["coverage_80"]), _num(cal["coverage_90"])]]),
+                               _num(cal["coverage_80"]), _num(cal["coverage_90"])],
+                              ["chosen in service at each origin, recalibrated", _num(chosen.online_scores["mase"]),
+                               _num(chosen.online_scores["coverage_80"]), _num(chosen.online_scores["coverage_90"])]]),
                      "<p class='meta'>Recalibrated: at each origin, the distance of every quantile from the "
                      "median is scaled so that it would have covered its share of the actuals in the windows "
-                     "that had ended by then (twin.forecast.calibrate).</p>"]
+                     "that had ended by then (twin.forecast.calibrate). In service: the same rule (the "
+                     "ensemble unless another model beat it clearly) re-applied at every origin to the "
+                     "windows that had ended by then, as twin forecast predict applies it.</p>"]
     if result.event_windows:
         ev = result.by_event()
         sections += ["<h2>Inside and outside event windows</h2>",
