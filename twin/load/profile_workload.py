@@ -1,0 +1,121 @@
+"""From a load profile to the arrival table the twin consumes.
+
+A load profile (``twin forecast predict``) gives, per step, the request rate (its median and
+quantile columns) and, when it came from a trace, the class mix (``mix_<class>``).  ``workload``
+turns a window of it into arrivals: a non-homogeneous Poisson process whose rate is linear
+between the steps' centres (each step's value is its average rate), at the chosen quantile of
+the forecast (the median by default; 0.9 to tune for a busy day); classes drawn per arrival from
+its step's mix, or the model's shares; payload sizes and keys from the model, as calibration
+found them.
+
+>>> import numpy as np, pandas as pd
+>>> from twin.spec import load_model
+>>> model = load_model("models/validation/mm1.yaml")
+>>> idx = pd.date_range("2026-01-01", periods=4, freq="5min", tz="UTC")
+>>> profile = pd.DataFrame({"requests_per_s": [1.0, 2.0, 3.0, 2.0], "requests_per_s_q0.9": [2.0, 3.0, 4.0, 3.0]},
+...                        index=idx)
+>>> w = workload(profile, model, np.random.default_rng(0))
+>>> w.duration_s, len(w), w.class_names
+(1200.0, 2435, ('job',))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..sim.workload import Workload, fill_request_data
+from ..spec import SystemModel
+from .arrivals import LoadError, nhpp
+
+
+def rate_column(profile: pd.DataFrame, target: str = "requests_per_s", quantile: float | None = None) -> str:
+    """The column holding ``target`` at ``quantile`` (None: the median, or the column itself)."""
+    if quantile is None:
+        if target in profile:
+            return target
+        quantile = 0.5
+    name = f"{target}_q{quantile:g}"
+    if name not in profile:
+        have = [c for c in profile.columns if c == target or c.startswith(f"{target}_q")]
+        raise LoadError(f"load profile: no column {name!r} for quantile {quantile:g} of {target}; it has "
+                        f"{', '.join(have) or 'none of ' + target}")
+    return name
+
+
+def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator, *,
+             quantile: float | None = None, start=None, end=None) -> Workload:
+    """Arrivals over the profile's steps in [``start``, ``end``) (default: all of them); times in
+    seconds from the first step's start."""
+    if not isinstance(profile.index, pd.DatetimeIndex) or len(profile) < 1:
+        raise LoadError("load profile: expected one row per step on a time index (a profile from twin forecast)")
+    if start is not None or end is not None:
+        lo = pd.Timestamp(start) if start is not None else profile.index[0]
+        hi = pd.Timestamp(end) if end is not None else profile.index[-1] + _step(profile)
+        profile = profile[(profile.index >= lo) & (profile.index < hi)]
+        if profile.empty:
+            raise LoadError(f"load profile: no step in [{lo}, {hi})")
+    step = _step(profile).total_seconds()
+    column = rate_column(profile, quantile=quantile)
+    rates = profile[column].to_numpy(float)
+    bad = ~np.isfinite(rates) | (rates < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise LoadError(f"load profile, {column} at {profile.index[i]}: expected a rate >= 0, got {rates[i]}")
+    n = len(rates)
+    duration = n * step
+    # knots at the steps' centres, held flat to both ends: each step keeps (nearly) its own mean
+    knots_t = np.r_[0.0, (np.arange(n) + 0.5) * step, duration]
+    knots_r = np.r_[rates[0], rates, rates[-1]]
+    times_rng, class_rng, data_rng = rng.spawn(3)
+    t = nhpp(knots_t, knots_r, times_rng)
+    names = tuple(model.classes)
+    probs = _mix(profile, model, names)
+    which = np.minimum((t // step).astype(np.int64), n - 1)
+    codes = _draw_classes(probs[which], class_rng)
+    size, key = fill_request_data(model, codes, data_rng)
+    return Workload(t, codes, size, key, np.full(len(t), -1, np.int64), names, float(duration))
+
+
+def _step(profile: pd.DataFrame) -> pd.Timedelta:
+    if len(profile) >= 2:
+        steps = np.diff(profile.index.asi8)
+        if not (steps == steps[0]).all() or steps[0] <= 0:
+            raise LoadError("load profile: expected steps of one length, in time order")
+        return pd.Timedelta(int(steps[0]), unit="ns")
+    freq = getattr(profile.index, "freq", None)
+    if freq is None:
+        raise LoadError("load profile: a single row needs a frequency on its index to give the step length")
+    return pd.Timedelta(freq)
+
+
+def _mix(profile: pd.DataFrame, model: SystemModel, names: tuple[str, ...]) -> np.ndarray:
+    """Class probabilities per step, (steps, classes): the profile's mix, else the model's shares."""
+    mix_cols = [c for c in profile.columns if c.startswith("mix_")]
+    if not mix_cols:
+        shares = np.array([c.share for c in model.classes.values()], float)
+        return np.tile(shares / shares.sum(), (len(profile), 1))
+    strangers = [c for c in mix_cols if c[4:] not in names]
+    if strangers:
+        raise LoadError(f"load profile: {', '.join(strangers)}: no such class in the model (it has "
+                        f"{', '.join(names)}); rename the classes of the trace or of the model")
+    m = profile.reindex(columns=[f"mix_{n}" for n in names]).fillna(0.0).to_numpy(float)
+    if (m < 0).any() or not np.isfinite(m).all():
+        raise LoadError("load profile: class mix columns must hold shares >= 0")
+    total = m.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        i = int(np.argmax(total[:, 0] <= 0))
+        raise LoadError(f"load profile: the class mix at {profile.index[i]} is empty")
+    return m / total
+
+
+def _draw_classes(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One class per row of probabilities ``p`` (n, classes), by inversion of the row's CDF."""
+    if p.shape[1] == 1:
+        return np.zeros(len(p), np.int16)
+    cdf = np.cumsum(p, axis=1)
+    u = rng.random(len(p))[:, None] * cdf[:, -1:]
+    return np.minimum((u >= cdf).sum(axis=1), p.shape[1] - 1).astype(np.int16)
+
+
+__all__ = ["rate_column", "workload"]
