@@ -139,3 +139,22 @@ def test_predict_from_a_trace_gives_the_whole_load_profile(tmp_path):
         assert col in p, col
     np.testing.assert_allclose(p["mix_browse"] + p["mix_checkout"], 1.0)
     assert np.all(np.abs(p["requests_per_s"] / (40_000 / (4 * 86400)) - 1) < 0.5)
+
+
+def test_synth_turns_a_profile_into_a_workload_the_twin_replays(series, tmp_path):
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--counts", "--model", "seasonal_naive_daily",
+               "--horizon", "6h", "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert p["requests_per_s"].max() < 1  # about 50 an hour: 0.014 per second
+    out = twin("synth", tmp_path / "p.csv", "--model", "models/reference/shop.yaml", "--quantile", 0.9, "-o",
+               tmp_path / "w.csv")
+    assert out.returncode == 0, out.stderr
+    w = pd.read_csv(tmp_path / "w.csv")
+    assert {"time_s", "class", "size_bytes", "key", "session"} <= set(w) and (np.diff(w["time_s"]) >= 0).all()
+    assert abs(len(w) / (p["requests_per_s_q0.9"].sum() * 3600) - 1) < 0.5
+    out = twin("simulate", "models/reference/shop.yaml", "--workload", tmp_path / "w.csv", "--replications", 1)
+    assert out.returncode == 0, out.stderr
+    out = twin("synth", tmp_path / "p.csv", "--model", "models/reference/shop.yaml", "--quantile", 0.99, "-o",
+               tmp_path / "w2.csv")
+    assert out.returncode == 2 and "requests_per_s_q0.99" in out.stderr and not (tmp_path / "w2.csv").exists()

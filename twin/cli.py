@@ -345,7 +345,7 @@ def _forecast_inputs(args, *, extend=True):
 
     return load_inputs(args.series, value_column=args.value_column, target=args.target, time_zone=args.time_zone,
                        events=args.events, holidays=args.holidays, horizon=args.horizon, extend=extend,
-                       social=args.social, trace_step=args.trace_step)
+                       social=args.social, trace_step=args.trace_step, counts=args.counts)
 
 
 def cmd_forecast_backtest(args) -> int:
@@ -537,6 +537,44 @@ def cmd_forecast_predict(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from rich.table import Table
+
+    from .load.profile_workload import read_profile, summary, workload
+    from .spec import load_model
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise TwinError(f"-o {out}: expected a .csv or .parquet file for the arrival table")
+    _check_writable(out)
+    model = load_model(args.model)
+    profile = read_profile(args.profile)
+    import numpy as np
+
+    w = workload(profile, model, np.random.default_rng(args.seed), quantile=args.quantile, start=args.start,
+                 end=args.end)
+    frame = w.to_frame()
+    if out.suffix.lower() == ".csv":
+        _write_atomically(out, frame.to_csv(index=False))
+    else:
+        tmp = out.with_name(f".{out.name}.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    s = summary(w)
+    console = _console()
+    t = Table("", "value", header_style="bold", title=f"workload from {args.profile}")
+    t.add_row("arrivals", f"{s['arrivals']:,}")
+    t.add_row("duration", f"{s['duration_s']:,.0f} s")
+    t.add_row("mean rate", f"{s['mean_rate_per_s']:.4g} req/s")
+    t.add_row("peak minute", f"{s['peak_minute_rate_per_s']:.4g} req/s")
+    t.add_row("class mix", ", ".join(f"{n} {m:.1%}" for n, m in s["class_mix"].items()))
+    t.add_row("size mean / p99", f"{s['size_bytes_mean']:,.0f} / {s['size_bytes_p99']:,.0f} bytes")
+    t.add_row("distinct keys", f"{s['distinct_keys']:,}")
+    console.print(t)
+    console.print(f"written to {out} (twin simulate {args.model} --workload {out})")
+    return 0
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     import os
     import tempfile
@@ -560,6 +598,9 @@ def _series_arguments(p):
                         "concurrency per STEP (e.g. 5min), and give the profile its class mix and burstiness")
     p.add_argument("--value-column", help="which column to forecast when there are several")
     p.add_argument("--target", default="requests_per_s", help="what the values are (default requests_per_s)")
+    p.add_argument("--counts", action="store_true",
+                   help="the values are counts per step (e.g. requests per 5 minutes): forecast them as per-second "
+                        "rates")
     p.add_argument("--time-zone", help="zone of timestamps written without one (e.g. UTC)")
     p.add_argument("--events", type=Path, metavar="EVENTS", help="events calendar (CSV or YAML), known in advance")
     p.add_argument("--holidays", metavar="COUNTRY", help="add a public-holiday flag for this country (e.g. US)")
@@ -687,6 +728,18 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--out", type=Path, metavar="DIR",
                            help="run folder: profile.parquet/.csv, profile.json (model, notes) and report.html")
             q.set_defaults(func=cmd_forecast_predict)
+    p = sub.add_parser("synth", help="turn a load profile into the arrival table the twin consumes",
+                       description="Generate arrivals from a load profile (twin forecast predict): a Poisson "
+                                   "process with the profile's rate at a chosen quantile, classes by the profile's "
+                                   "mix or the model's shares, sizes and keys from the model.")
+    p.add_argument("profile", type=Path, metavar="PROFILE", help="load profile, CSV or Parquet")
+    p.add_argument("--model", type=Path, required=True, metavar="MODEL", help="system model YAML file")
+    p.add_argument("--quantile", type=float, help="drive the rate at this forecast quantile (default: the median)")
+    p.add_argument("--start", help="first step to generate (a time with a zone; default: the profile's start)")
+    p.add_argument("--end", help="end of the window (default: the profile's end)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("-o", "--output", required=True, metavar="WORKLOAD.parquet|.csv")
+    p.set_defaults(func=cmd_synth)
     return parser
 
 

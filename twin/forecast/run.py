@@ -121,12 +121,13 @@ def _social(path: Path, time_zone: str | None):
 
 def load_inputs(series: Path, *, value_column: str | None, target: str, time_zone: str | None,
                 events: Path | None, holidays: str | None, horizon: str, extend: bool = True,
-                social: Path | None = None, trace_step: str | None = None) -> Inputs:
+                social: Path | None = None, trace_step: str | None = None, counts: bool = False) -> Inputs:
     """History (repaired, repairs stated) and covariates reaching ``horizon`` past its end.
     ``social``: posts or mention counts, an observed covariate (read up to each origin only).
     With ``trace_step``, ``series`` is a request trace (any format ``twin.traces`` reads): its
     entry requests give requests/s, data volume and concurrency per step, and the trace is kept
-    for the class mix and burstiness of the load profile."""
+    for the class mix and burstiness of the load profile.  ``counts``: the series holds counts
+    per step (NAB's request counts per 5 minutes), turned into rates per second."""
     trace = None
     if trace_step:
         from ..traces import read_traces
@@ -141,6 +142,8 @@ def load_inputs(series: Path, *, value_column: str | None, target: str, time_zon
                             f"--value-column")
         frame.columns = [target]
         history, repairs = regularize(frame)
+        if counts:  # counts per step -> a rate per second
+            history = History(history.values / history.step.total_seconds())
     n_future = steps(horizon, history, "--horizon") if extend else 0
     index = pd.date_range(history.values.index[0], periods=len(history) + n_future, freq=history.step, tz="UTC")
     ev = read_events(events) if events else None

@@ -118,4 +118,43 @@ def _draw_classes(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((u >= cdf).sum(axis=1), p.shape[1] - 1).astype(np.int16)
 
 
-__all__ = ["rate_column", "workload"]
+
+def read_profile(path) -> pd.DataFrame:
+    """A load profile written by ``twin forecast predict`` (CSV or Parquet, a ``timestamp`` column
+    or index), on a UTC time index."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file")
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+    except Exception as e:  # pandas raises many kinds; the user needs the file and the reason
+        raise LoadError(f"{path}: cannot read a load profile ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if "timestamp" in frame.columns:
+        frame = frame.set_index("timestamp")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(frame.index, utc=True))
+    except (ValueError, TypeError) as e:
+        raise LoadError(f"{path}: timestamp: expected times with a zone, as twin forecast writes them ({e})") from None
+    if frame.empty:
+        raise LoadError(f"{path}: the load profile has no rows")
+    frame.index = index
+    return frame
+
+
+def summary(w: Workload) -> dict:
+    """What a generated workload holds: arrivals, rates, class mix, sizes, keys."""
+    per_min = np.bincount((w.time_s // 60).astype(np.int64), minlength=max(1, int(np.ceil(w.duration_s / 60))))
+    mix = np.bincount(w.cls, minlength=len(w.class_names)) / max(1, len(w))
+    sized = w.size_bytes[w.size_bytes > 0]
+    return {"arrivals": int(len(w)), "duration_s": float(w.duration_s),
+            "mean_rate_per_s": float(len(w) / w.duration_s) if w.duration_s else 0.0,
+            "peak_minute_rate_per_s": float(per_min.max() / 60) if len(per_min) else 0.0,
+            "class_mix": {n: float(m) for n, m in zip(w.class_names, mix)},
+            "size_bytes_mean": float(sized.mean()) if len(sized) else 0.0,
+            "size_bytes_p99": float(np.quantile(sized, 0.99)) if len(sized) else 0.0,
+            "distinct_keys": int(len(np.unique(w.key[w.key >= 0])))}
+
+
+__all__ = ["rate_column", "read_profile", "summary", "workload"]
