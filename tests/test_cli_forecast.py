@@ -158,3 +158,22 @@ def test_synth_turns_a_profile_into_a_workload_the_twin_replays(series, tmp_path
     out = twin("synth", tmp_path / "p.csv", "--model", "models/reference/shop.yaml", "--quantile", 0.99, "-o",
                tmp_path / "w2.csv")
     assert out.returncode == 2 and "requests_per_s_q0.99" in out.stderr and not (tmp_path / "w2.csv").exists()
+
+
+def test_synth_with_edge_cases_writes_the_edited_model_beside_the_workload(series, tmp_path):
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--counts", "--model", "seasonal_naive_daily",
+               "--horizon", "6h", "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "s.yaml").write_text("scenarios:\n  - {kind: flash_crowd, at: 1h, factor: 4}\n"
+                                     "  - {kind: slow_dependency, service: payments, factor: 3}\n")
+    out = twin("synth", tmp_path / "p.csv", "--model", "models/reference/shop.yaml", "--scenario",
+               tmp_path / "s.yaml", "-o", tmp_path / "w.parquet")
+    assert out.returncode == 0, out.stderr
+    assert "flash_crowd (load)" in out.stdout and (tmp_path / "w.model.yaml").exists()
+    out = twin("simulate", tmp_path / "w.model.yaml", "--workload", tmp_path / "w.parquet", "--replications", 1)
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "bad.yaml").write_text("- {kind: flash_crowd, at: 1h, factor: 4, colour: red}\n")
+    out = twin("synth", tmp_path / "p.csv", "--model", "models/reference/shop.yaml", "--scenario",
+               tmp_path / "bad.yaml", "-o", tmp_path / "w3.parquet")
+    assert out.returncode == 2 and "scenarios[0].colour: unknown field" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "w3.parquet").exists()

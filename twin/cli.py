@@ -548,11 +548,24 @@ def cmd_synth(args) -> int:
         raise TwinError(f"-o {out}: expected a .csv or .parquet file for the arrival table")
     _check_writable(out)
     model = load_model(args.model)
+    cases = []
+    if args.scenario:
+        from .load import scenarios
+        from .spec.loader import read_yaml
+
+        data, _ = read_yaml(args.scenario)
+        data = data.get("scenarios") if isinstance(data, dict) else data
+        cases = scenarios.parse(data, source=str(args.scenario))
     profile = read_profile(args.profile)
     import numpy as np
 
-    w = workload(profile, model, np.random.default_rng(args.seed), quantile=args.quantile, start=args.start,
-                 end=args.end)
+    load_rng, edit_rng = np.random.default_rng(args.seed).spawn(2)
+    w = workload(profile, model, load_rng, quantile=args.quantile, start=args.start, end=args.end)
+    edited = None
+    if cases:
+        edited, w = scenarios.apply(cases, model, w, edit_rng)
+        if not any(c.acts_on == "model" for c in cases):
+            edited = None
     frame = w.to_frame()
     if out.suffix.lower() == ".csv":
         _write_atomically(out, frame.to_csv(index=False))
@@ -560,6 +573,13 @@ def cmd_synth(args) -> int:
         tmp = out.with_name(f".{out.name}.tmp")
         frame.to_parquet(tmp, index=False)
         tmp.replace(out)
+    model_out = None
+    if edited is not None:
+        import yaml
+
+        model_out = out.with_name(out.stem + ".model.yaml")
+        _write_atomically(model_out, f"# {args.model} with the model edits of {args.scenario}\n"
+                          + yaml.safe_dump(edited.model_dump(by_alias=True, exclude_none=True), sort_keys=False))
     s = summary(w)
     console = _console()
     t = Table("", "value", header_style="bold", title=f"workload from {args.profile}")
@@ -571,7 +591,11 @@ def cmd_synth(args) -> int:
     t.add_row("size mean / p99", f"{s['size_bytes_mean']:,.0f} / {s['size_bytes_p99']:,.0f} bytes")
     t.add_row("distinct keys", f"{s['distinct_keys']:,}")
     console.print(t)
-    console.print(f"written to {out} (twin simulate {args.model} --workload {out})")
+    for case in cases:
+        console.print(f"edge case: {case.kind} ({case.acts_on})")
+    run_model = model_out or args.model
+    console.print(f"written to {out}" + (f" and {model_out}" if model_out else "")
+                  + f" (twin simulate {run_model} --workload {out})")
     return 0
 
 
@@ -737,6 +761,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantile", type=float, help="drive the rate at this forecast quantile (default: the median)")
     p.add_argument("--start", help="first step to generate (a time with a zone; default: the profile's start)")
     p.add_argument("--end", help="end of the window (default: the profile's end)")
+    p.add_argument("--scenario", type=Path, metavar="FILE",
+                   help="edge cases (YAML: a list, or scenarios: [...]): flash_crowd, ramp, large_uploads, "
+                        "heavy_queries act on the load; retry_storm, slow_dependency, instance_failure on the model, "
+                        "written beside the workload as WORKLOAD.model.yaml")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("-o", "--output", required=True, metavar="WORKLOAD.parquet|.csv")
     p.set_defaults(func=cmd_synth)
