@@ -1,7 +1,6 @@
 """`twin calibrate` as a user meets it: files written, a verdict, and bad input as one line, exit 2."""
 
 import pytest
-import yaml
 
 from tests.calibrate.synthetic import otlp_trace
 from tests.conftest import ROOT

@@ -599,6 +599,29 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_loadshape(args) -> int:
+    from .load.export import k6_script, locust_shape
+    from .load.profile_workload import read_profile
+
+    if not (args.k6 or args.locust):
+        raise TwinError("loadshape: say what to write: --k6 FILE.js and/or --locust FILE.py")
+    for path in (args.k6, args.locust):
+        if path:
+            _check_writable(Path(path))
+    profile = read_profile(args.profile)
+    written = []
+    if args.k6:
+        _write_atomically(Path(args.k6), k6_script(profile, url=args.url, quantile=args.quantile,
+                                                   source=str(args.profile)))
+        written.append(f"k6 scenario {args.k6} (k6 run {args.k6})")
+    if args.locust:
+        _write_atomically(Path(args.locust), locust_shape(profile, pacing_s=args.pacing, host=args.url,
+                                                          quantile=args.quantile, source=str(args.profile)))
+        written.append(f"Locust shape {args.locust} (locust -f {args.locust})")
+    print("wrote " + "; ".join(written))
+    return 0
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     import os
     import tempfile
@@ -768,6 +791,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("-o", "--output", required=True, metavar="WORKLOAD.parquet|.csv")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("loadshape", help="a k6 scenario or a Locust load shape from a load profile",
+                       description="Write a k6 ramping-arrival-rate scenario and/or a Locust LoadTestShape that "
+                                   "drive a real system with the profile's rate (at a chosen quantile).")
+    p.add_argument("profile", type=Path, metavar="PROFILE", help="load profile, CSV or Parquet")
+    p.add_argument("--k6", type=Path, metavar="FILE.js")
+    p.add_argument("--locust", type=Path, metavar="FILE.py")
+    p.add_argument("--quantile", type=float, help="the forecast quantile to follow (default: the median)")
+    p.add_argument("--url", default="http://localhost:8080/", help="what the requests hit")
+    p.add_argument("--pacing", type=_positive, default=1.0,
+                   help="Locust: seconds between a user's requests (users = rate x pacing; default 1)")
+    p.set_defaults(func=cmd_loadshape)
     return parser
 
 
