@@ -58,7 +58,7 @@ def test_longest_seasonal_naive_and_model_names():
     [m] = models(["mstl"], 24)
     assert m.name == "mstl"
     [e] = models(["ensemble"], 24, events=True)
-    assert [x.name for x in e.members] == ["mstl+events", "lstm", "seasonal_naive_longest"]
+    assert [x.name for x in e.members] == ["mstl+events", "lstm", "seasonal_naive_longest+events"]
 
 
 def test_online_selection_uses_only_windows_that_had_ended(result):

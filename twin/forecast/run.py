@@ -35,15 +35,20 @@ def _mstl(events: bool) -> Forecaster:
     return EventAdjusted(StatsBaseline()) if events else StatsBaseline()
 
 
+def _naive(events: bool) -> Forecaster:
+    return EventAdjusted(SeasonalNaive("longest")) if events else SeasonalNaive("longest")
+
+
 #: name -> (horizon, events) -> forecaster.  With events (an events calendar or holidays among
-#: the covariates), the models that cannot read covariates learn the events' effects from past
-#: occurrences (``twin.forecast.events``); the LSTM reads them as inputs.
+#: the covariates), MSTL and the ensemble's seasonal naive learn the events' effects from past
+#: occurrences (``twin.forecast.events``); the LSTM reads them as inputs.  The seasonal naive
+#: models listed on their own stay plain: they are the floor.
 MODELS = {
     "seasonal_naive_daily": lambda h, ev: SeasonalNaive("daily"),
     "seasonal_naive_weekly": lambda h, ev: SeasonalNaive("weekly"),
     "mstl": lambda h, ev: _mstl(ev),
     "lstm": lambda h, ev: _lstm(h),
-    "ensemble": lambda h, ev: Ensemble((_mstl(ev), _lstm(h), SeasonalNaive("longest")), name="ensemble"),
+    "ensemble": lambda h, ev: Ensemble((_mstl(ev), _lstm(h), _naive(ev)), name="ensemble"),
 }
 DEFAULT_MODELS = tuple(MODELS)
 #: Kept by a selection unless another model beats it clearly (``twin.forecast.select``).
