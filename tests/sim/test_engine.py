@@ -308,3 +308,22 @@ def test_requests_without_a_key_bypass_the_cache():
     r = run(m, fixed(m, [0.0, 1.0, 2.0, 3.0], cls=["get", "get", "scan", "scan"], keys=[1, 1, -1, -1]))
     assert r.caches["c"].lookups == 2 and r.caches["c"].hits == 1
     assert r.services["db"].arrivals == 3
+
+
+def test_replications_in_processes_after_jax_is_loaded_and_errors_cross_processes():
+    """With JAX (threads) loaded, workers start from a fork server; results do not change, and a
+    user's mistake raised in a worker arrives whole."""
+    import pickle
+
+    import jax  # noqa: F401
+
+    from twin.sim import PoissonArrivals, run_replications
+    from twin.spec import Problem, SpecError, load_model
+
+    m = load_model("models/validation/mm1.yaml")
+    a = run_replications(m, PoissonArrivals(7.0, 100.0), replications=2, jobs=2, warmup_s=10)
+    b = run_replications(m, PoissonArrivals(7.0, 100.0), replications=2, jobs=1, warmup_s=10)
+    assert all(np.array_equal(x.requests.latency_s, y.requests.latency_s, equal_nan=True) for x, y in zip(a, b))
+    assert str(pickle.loads(pickle.dumps(SpecError([Problem("warmup_s", "too long")])))) == "warmup_s: too long"
+    with pytest.raises(SpecError, match=r"^warmup_s: expected a warm-up"):
+        run_replications(m, PoissonArrivals(7.0, 100.0), replications=2, jobs=2, warmup_s=500)

@@ -50,13 +50,22 @@ def run_replications(model: SystemModel, workload: Workload | WorkloadSource, *,
             if progress:
                 progress(len(results))
         return results
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
         futures = [pool.submit(_one, model, workload, seq, kwargs) for seq in seeds]
         for fut in futures:
             results.append(fut.result())
             if progress:
                 progress(len(results))
     return results
+
+
+def _context():
+    """How worker processes start: forked (fast) unless JAX is loaded here (the forecaster):
+    JAX runs threads, and a fork of a threaded process can deadlock, so then from a fork server."""
+    import multiprocessing
+    import sys
+
+    return multiprocessing.get_context("forkserver" if "jax" in sys.modules else "fork")
 
 
 def default_jobs() -> int:

@@ -37,6 +37,9 @@ class SpecError(TwinError):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):  # rebuilt from its problems when it crosses a process boundary
+        return type(self), (self.problems,)
+
     def located(self, file: str | None, lines: dict[str, int] | None = None) -> "SpecError":
         """The same problems, pinned to ``file`` and the nearest line known for each path."""
         out = []
