@@ -442,19 +442,27 @@ def _forecast_model(args, inputs, horizon):
     return name, recal, notes
 
 
-def cmd_forecast_fit(args) -> int:
-    import pickle
+def _fit_chosen(args, inputs, horizon):
+    """(name, recalibration, notes, fitted): the model ``_forecast_model`` chose, fitted on the
+    whole history."""
+    from .forecast.run import has_events, models
 
-    from .forecast.run import has_events, models, steps
-
-    inputs = _forecast_inputs(args)
-    horizon = steps(args.horizon, inputs.history, "--horizon")
     name, recal, notes = _forecast_model(args, inputs, horizon)
     [model] = models([name], horizon, events=has_events(inputs.covariates))
     try:
-        fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
+        return name, recal, notes, model.fit(inputs.history, inputs.covariates, seed=args.seed)
     except ValueError as e:
         raise TwinError(f"{name}: {e}") from None
+
+
+def cmd_forecast_fit(args) -> int:
+    import pickle
+
+    from .forecast.run import steps
+
+    inputs = _forecast_inputs(args)
+    horizon = steps(args.horizon, inputs.history, "--horizon")
+    name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
     out = Path(args.output)
     _check_writable(out)
     _write_bytes(out, pickle.dumps({"model": name, "fitted": fitted, "recalibration": recal, "horizon": horizon,
@@ -468,7 +476,7 @@ def cmd_forecast_fit(args) -> int:
 def cmd_forecast_predict(args) -> int:
     import pickle
 
-    from .forecast.run import has_events, models, steps
+    from .forecast.run import steps
     from .rundir import atomic_directory, check_output_folder
 
     if not (args.output or args.out):
@@ -490,12 +498,7 @@ def cmd_forecast_predict(args) -> int:
             raise TwinError(f"{args.fitted}: not a model written by `twin forecast fit` ({e})") from None
         notes = []
     else:
-        name, recal, notes = _forecast_model(args, inputs, horizon)
-        [model] = models([name], horizon, events=has_events(inputs.covariates))
-        try:
-            fitted = model.fit(inputs.history, inputs.covariates, seed=args.seed)
-        except ValueError as e:
-            raise TwinError(f"{name}: {e}") from None
+        name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
     try:
         fc = fitted.predict(inputs.history, horizon, inputs.covariates)
     except ValueError as e:

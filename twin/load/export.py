@@ -22,22 +22,16 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 
 from .arrivals import LoadError
-from .profile_workload import _step, rate_column
+from .profile_workload import _step, profile_rates
 
 
 def stages(profile: pd.DataFrame, quantile: float | None = None) -> list[tuple[float, float]]:
     """(duration in s, target rate per s) pairs: hold the first step's rate to its centre, ramp
     linearly from centre to centre, hold the last to the end."""
-    column = rate_column(profile, quantile=quantile)
-    rates = profile[column].to_numpy(float)
-    bad = ~np.isfinite(rates) | (rates < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise LoadError(f"load profile, {column} at {profile.index[i]}: expected a rate >= 0, got {rates[i]}")
+    rates = profile_rates(profile, quantile)
     step = _step(profile).total_seconds()
     out = [(step / 2, float(rates[0]))]
     out += [(step, float(r)) for r in rates[1:]]

@@ -43,6 +43,17 @@ def rate_column(profile: pd.DataFrame, target: str = "requests_per_s", quantile:
     return name
 
 
+def profile_rates(profile: pd.DataFrame, quantile: float | None = None) -> np.ndarray:
+    """The request rate of each step at ``quantile``, checked finite and >= 0."""
+    column = rate_column(profile, quantile=quantile)
+    rates = profile[column].to_numpy(float)
+    bad = ~np.isfinite(rates) | (rates < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise LoadError(f"load profile, {column} at {profile.index[i]}: expected a rate >= 0, got {rates[i]}")
+    return rates
+
+
 def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator, *,
              quantile: float | None = None, start=None, end=None) -> Workload:
     """Arrivals over the profile's steps in [``start``, ``end``) (default: all of them); times in
@@ -56,12 +67,7 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
         if profile.empty:
             raise LoadError(f"load profile: no step in [{lo}, {hi})")
     step = _step(profile).total_seconds()
-    column = rate_column(profile, quantile=quantile)
-    rates = profile[column].to_numpy(float)
-    bad = ~np.isfinite(rates) | (rates < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise LoadError(f"load profile, {column} at {profile.index[i]}: expected a rate >= 0, got {rates[i]}")
+    rates = profile_rates(profile, quantile)
     n = len(rates)
     duration = n * step
     # knots at the steps' centres, held flat to both ends: each step keeps (nearly) its own mean
@@ -157,4 +163,4 @@ def summary(w: Workload) -> dict:
             "distinct_keys": int(len(np.unique(w.key[w.key >= 0])))}
 
 
-__all__ = ["rate_column", "read_profile", "summary", "workload"]
+__all__ = ["profile_rates", "rate_column", "read_profile", "summary", "workload"]
