@@ -407,7 +407,7 @@ def _batches(path: Path, source: str, columns, chunk_rows: int):
 
 def read_request_log(path, *, columns: dict[str, str] | None = None, time_unit: str | None = None,
                      latency_unit: str = "s", time_zone: str | None = None, keep_going: bool = False,
-                     service: str = "app", chunk_rows: int = 100_000) -> tuple[pd.DataFrame, ReadReport]:
+                     service: str = "app", chunk_rows: int = 50_000) -> tuple[pd.DataFrame, ReadReport]:
     """Read a CSV or Parquet request log (chosen by suffix) into the trace contract.
 
     ``columns`` maps contract names to the file's column names; contract names the file already
