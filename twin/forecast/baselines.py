@@ -110,8 +110,7 @@ class StatsBaseline(Forecaster):
             if n >= 2 * m:
                 seasons.append(m)
             elif label != "yearly" or n >= m // 2:  # a yearly season is worth a note once half a year is in
-                notes.append(f"history of {n} steps is shorter than two {label} cycles ({2 * m}): {label} "
-                             f"season left out")
+                notes.append(f"history shorter than two {label} cycles ({2 * m} steps): {label} season left out")
         if seasons:
             make, label = (lambda: MSTL(season_length=list(seasons), trend_forecaster=AutoETS(model="ZZN"))), \
                 f"MSTL seasons {'+'.join(map(str, seasons))} steps"
