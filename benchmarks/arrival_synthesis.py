@@ -5,7 +5,9 @@ arrivals/s: ten million arrivals) is turned into arrival times by ``twin.load._k
 (numba) and by ``nhpp_times_numpy`` (numpy: Poisson counts per piece, uniforms, a sort within
 pieces, the same inverse), each best of ``--repeats`` in this process after a warm-up.  The
 first-call compile time is measured in a fresh process with an empty numba cache, and the
-first call with a warm on-disk cache in another.
+first call with a warm on-disk cache in another.  Last, in a fresh process, the peak memory of
+a whole ten-million-arrival workload (times, classes, sizes, keys, sessions) made by
+``twin.load.profile_workload.workload`` from a day's profile for the reference shop.
 
     python benchmarks/arrival_synthesis.py [--repeats 3]
 """
@@ -30,6 +32,27 @@ import numpy as np
 t1 = time.perf_counter()
 _kernels.nhpp_times(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.random.default_rng(0))
 print(time.perf_counter() - t1)
+"""
+
+
+MEMORY = """
+import json, sys
+import numpy as np, pandas as pd
+from twin.load.profile_workload import workload
+from twin.spec import load_model
+
+def high_water():
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) * 1024
+
+model = load_model(sys.argv[1])
+idx = pd.date_range("2026-01-01", periods=288, freq="5min", tz="UTC")
+rate = 116.0 * (1 + 0.6 * np.sin(2 * np.pi * (np.arange(288) / 288 - 0.3)))
+profile = pd.DataFrame({"requests_per_s": rate}, index=idx)
+workload(profile.iloc[:2], model, np.random.default_rng(1))  # imports and compilation are not its cost
+base = high_water()
+w = workload(profile, model, np.random.default_rng(0))
+print(json.dumps({"arrivals": len(w), "growth": high_water() - base}))
 """
 
 
@@ -68,10 +91,17 @@ def main() -> None:
     _kernels.warm_up()
     fast, n_fast = best(lambda rng: _kernels.nhpp_times(t, r, rng), args.repeats)
     slow, n_slow = best(lambda rng: _kernels.nhpp_times_numpy(t, r, rng), args.repeats)
+    import json
+    from pathlib import Path
+
+    shop = Path(__file__).resolve().parent.parent / "models" / "reference" / "shop.yaml"
+    mem = json.loads(subprocess.run([sys.executable, "-c", MEMORY, str(shop)], capture_output=True, text=True,
+                                    check=True).stdout)
     print(f"arrival_synthesis: {platform.machine()} {os.cpu_count()} cpus | {n_fast:,} arrivals over a day of "
           f"5-min knots | numba {n_fast / fast / 1e6:.1f} M arrivals/s ({fast:.3f} s), numpy {n_slow / slow / 1e6:.1f} "
           f"M/s ({slow:.3f} s): {slow / fast:.1f}x | first call: compile {cold:.2f} s with an empty cache, "
-          f"{warm:.2f} s from the on-disk cache")
+          f"{warm:.2f} s from the on-disk cache | a workload of {mem['arrivals']:,} arrivals with classes, sizes, "
+          f"keys and sessions: peak +{mem['growth'] / 2**20:,.0f} MiB")
 
 
 if __name__ == "__main__":
