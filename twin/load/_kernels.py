@@ -237,6 +237,72 @@ def hawkes_loglik(times, duration, mu, alpha, beta):
     return ll - mu * duration - alpha * tail
 
 
+@njit(cache=True)
+def _draw(cdf, u):
+    """The index where ``u`` falls in the cumulative distribution ``cdf`` (last entry 1)."""
+    for j in range(len(cdf)):
+        if u < cdf[j]:
+            return j
+    return len(cdf) - 1
+
+
+@njit(cache=True)
+def session_requests(starts, entry_cdf, next_cdf, think_mean, duration, rng):
+    """User sessions as a Markov chain over request classes (a customer behaviour model graph).
+
+    Each session starts at one of ``starts`` with a class drawn from ``entry_cdf``; after each
+    request the user thinks for an exponential time of mean ``think_mean[class]`` and moves to
+    the next class by row ``next_cdf[class]``, whose last column is leaving.  Requests past
+    ``duration`` are cut.  Returns (times, classes, session numbers), in session order."""
+    n_classes = len(entry_cdf)
+    cap = max(16, 4 * len(starts))
+    times = np.empty(cap, np.float64)
+    classes = np.empty(cap, np.int64)
+    sessions = np.empty(cap, np.int64)
+    n = 0
+    for s in range(len(starts)):
+        t = starts[s]
+        c = _draw(entry_cdf, rng.random())
+        while t < duration:
+            if n == len(times):
+                times = _grow(times, n + 1)
+                classes = _grow(classes, n + 1)
+                sessions = _grow(sessions, n + 1)
+            times[n] = t
+            classes[n] = c
+            sessions[n] = s
+            n += 1
+            nxt = _draw(next_cdf[c], rng.random())
+            if nxt == n_classes:
+                break
+            t += rng.standard_exponential() * think_mean[c]
+            c = nxt
+    return times[:n].copy(), classes[:n].copy(), sessions[:n].copy()
+
+
+def session_requests_reference(starts, entry_cdf, next_cdf, think_mean, duration, rng):
+    """``session_requests`` in plain Python: the same draws in the same order."""
+    def draw(cdf, u):
+        for j, v in enumerate(cdf):
+            if u < v:
+                return j
+        return len(cdf) - 1
+
+    times, classes, sessions = [], [], []
+    for s, t in enumerate(starts):
+        c = draw(entry_cdf, rng.random())
+        while t < duration:
+            times.append(t)
+            classes.append(c)
+            sessions.append(s)
+            nxt = draw(next_cdf[c], rng.random())
+            if nxt == len(entry_cdf):
+                break
+            t += rng.standard_exponential() * think_mean[c]
+            c = nxt
+    return np.array(times, np.float64), np.array(classes, np.int64), np.array(sessions, np.int64)
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel, once per process."""
     rng = np.random.default_rng(0)
@@ -244,7 +310,8 @@ def warm_up() -> None:
     mmpp_times(np.array([1.0, 2.0]), np.array([1.0, 1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0, 1.0, rng)
     hawkes_times(1.0, 0.5, 1.0, 1.0, rng)
     hawkes_loglik(np.array([0.5]), 1.0, 1.0, 0.5, 1.0)
+    session_requests(np.array([0.0]), np.array([1.0]), np.array([[0.5, 1.0]]), np.array([1.0]), 1.0, rng)
 
 
 __all__ = ["hawkes_loglik", "hawkes_times", "hawkes_times_reference", "mmpp_times", "mmpp_times_reference", "nhpp_times",
-           "nhpp_times_numpy", "nhpp_times_reference", "warm_up"]
+           "nhpp_times_numpy", "nhpp_times_reference", "session_requests", "session_requests_reference", "warm_up"]
