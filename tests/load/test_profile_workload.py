@@ -69,3 +69,20 @@ def test_bad_profiles_are_named(shop):
         workload(p, shop, np.random.default_rng(0))
     with pytest.raises(LoadError, match="no step in"):
         workload(profile([1.0, 2.0]), shop, np.random.default_rng(0), start="2027-01-01T00:00:00Z")
+
+
+def test_sessions_keep_the_profiles_concurrency(shop):
+    from twin.load.sessions import SessionModel
+
+    graph = SessionModel(("browse", "checkout"), np.array([1.0, 0.0]), np.array([[0.7, 0.1, 0.2], [0.0, 0.0, 1.0]]),
+                         np.array([10.0, 5.0]))
+    p = profile([10.0] * 24)
+    p["user_concurrency"] = 30.0
+    w = workload(p, shop, np.random.default_rng(4), sessions=graph)
+    assert (w.session >= 0).all() and len(np.unique(w.session)) > 100
+    # Little's law: 30 users, each sending mean_requests per mean_session_s
+    expected = 30 / graph.mean_session_s() * graph.mean_requests() * w.duration_s
+    assert abs(len(w) / expected - 1) < 0.1
+    assert set(np.array(w.class_names)[w.cls]) == {"browse", "checkout"}
+    with pytest.raises(LoadError, match="user_concurrency"):
+        workload(profile([10.0] * 4), shop, np.random.default_rng(4), sessions=graph)

@@ -55,9 +55,11 @@ def profile_rates(profile: pd.DataFrame, quantile: float | None = None) -> np.nd
 
 
 def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator, *,
-             quantile: float | None = None, start=None, end=None) -> Workload:
+             quantile: float | None = None, start=None, end=None, sessions=None) -> Workload:
     """Arrivals over the profile's steps in [``start``, ``end``) (default: all of them); times in
-    seconds from the first step's start."""
+    seconds from the first step's start.  With ``sessions`` (a ``twin.load.sessions.SessionModel``)
+    the requests come from user sessions that keep the profile's ``user_concurrency`` (at the
+    quantile) active, classes by the session graph, and carry their session numbers."""
     if not isinstance(profile.index, pd.DatetimeIndex) or len(profile) < 1:
         raise LoadError("load profile: expected one row per step on a time index (a profile from twin forecast)")
     if start is not None or end is not None:
@@ -67,6 +69,8 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
         if profile.empty:
             raise LoadError(f"load profile: no step in [{lo}, {hi})")
     step = _step(profile).total_seconds()
+    if sessions is not None:
+        return _session_workload(profile, model, rng, quantile, sessions, step)
     rates = profile_rates(profile, quantile)
     n = len(rates)
     duration = n * step
@@ -81,6 +85,26 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
     codes = _draw_classes(probs[which], class_rng)
     size, key = fill_request_data(model, codes, data_rng)
     return Workload(t, codes, size, key, np.full(len(t), -1, np.int64), names, float(duration))
+
+
+def _session_workload(profile, model, rng, quantile, sessions, step) -> Workload:
+    users = profile[rate_column(profile, "user_concurrency", quantile)].to_numpy(float)
+    if (~np.isfinite(users) | (users < 0)).any():
+        raise LoadError("load profile: user_concurrency must hold counts >= 0")
+    strangers = [c for c in sessions.classes if c not in model.classes]
+    if strangers:
+        raise LoadError(f"sessions: class(es) {', '.join(strangers)} are not in the model (it has "
+                        f"{', '.join(model.classes)})")
+    n = len(users)
+    duration = n * step
+    knots_t = np.r_[0.0, (np.arange(n) + 0.5) * step, duration]
+    knots_u = np.r_[users[0], users, users[-1]]
+    walk_rng, data_rng = rng.spawn(2)
+    t, c, s = sessions.generate(knots_t, knots_u, duration, walk_rng)
+    names = tuple(model.classes)
+    codes = np.array([names.index(k) for k in sessions.classes], np.int16)[c]
+    size, key = fill_request_data(model, codes, data_rng)
+    return Workload(t, codes, size, key, s.astype(np.int64), names, float(duration))
 
 
 def _step(profile: pd.DataFrame) -> pd.Timedelta:
