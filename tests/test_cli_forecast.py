@@ -177,3 +177,24 @@ def test_synth_with_edge_cases_writes_the_edited_model_beside_the_workload(serie
                tmp_path / "bad.yaml", "-o", tmp_path / "w3.parquet")
     assert out.returncode == 2 and "scenarios[0].colour: unknown field" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "w3.parquet").exists()
+
+
+def test_synth_from_sessions_fitted_on_a_trace(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(400):  # sessions of 1 to 5 requests, 20 s apart
+        t0 = 1.7e9 + rng.uniform(0, 4 * 86400)
+        for k in range(rng.integers(1, 6)):
+            rows.append((t0 + 20 * k, "browse" if k else "search", f"s{s}"))
+    t, cls, sess = map(np.array, zip(*sorted(rows)))
+    pd.DataFrame({"timestamp": pd.to_datetime(t, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                  "class": cls, "latency_s": 0.05, "session": sess}).to_csv(tmp_path / "trace.csv", index=False)
+    out = twin("forecast", "predict", tmp_path / "trace.csv", "--trace-step", "1h", "--model", "seasonal_naive_daily",
+               "--horizon", "3h", "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    out = twin("synth", tmp_path / "p.csv", "--model", "models/reference/shop.yaml", "--sessions-from",
+               tmp_path / "trace.csv", "-o", tmp_path / "w.csv")
+    assert out.returncode == 0, out.stderr
+    assert "graph fitted from 400" in out.stdout
+    w = pd.read_csv(tmp_path / "w.csv")
+    assert set(w["class"]) <= {"browse", "search"} and (w["session"] >= 0).all()

@@ -562,8 +562,15 @@ def cmd_synth(args) -> int:
     profile = read_profile(args.profile)
     import numpy as np
 
+    graph = None
+    if args.sessions_from:
+        from .load.sessions import fit_sessions
+        from .traces import read_traces
+
+        trace, _ = read_traces([args.sessions_from])
+        graph = fit_sessions(trace[trace["parent_id"].isna()] if "parent_id" in trace else trace)
     load_rng, edit_rng = np.random.default_rng(args.seed).spawn(2)
-    w = workload(profile, model, load_rng, quantile=args.quantile, start=args.start, end=args.end)
+    w = workload(profile, model, load_rng, quantile=args.quantile, start=args.start, end=args.end, sessions=graph)
     edited = None
     if cases:
         edited, w = scenarios.apply(cases, model, w, edit_rng)
@@ -593,6 +600,9 @@ def cmd_synth(args) -> int:
     t.add_row("class mix", ", ".join(f"{n} {m:.1%}" for n, m in s["class_mix"].items()))
     t.add_row("size mean / p99", f"{s['size_bytes_mean']:,.0f} / {s['size_bytes_p99']:,.0f} bytes")
     t.add_row("distinct keys", f"{s['distinct_keys']:,}")
+    if graph is not None:
+        t.add_row("sessions", f"{len(np.unique(w.session)):,} (graph fitted from {graph.sessions:,}: "
+                              f"{graph.mean_requests():.2f} requests, {graph.mean_session_s():.0f} s each)")
     console.print(t)
     for case in cases:
         console.print(f"edge case: {case.kind} ({case.acts_on})")
@@ -787,6 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantile", type=float, help="drive the rate at this forecast quantile (default: the median)")
     p.add_argument("--start", help="first step to generate (a time with a zone; default: the profile's start)")
     p.add_argument("--end", help="end of the window (default: the profile's end)")
+    p.add_argument("--sessions-from", type=Path, metavar="TRACE",
+                   help="user sessions: fit the session graph (entry class, next class, think time) from a trace "
+                        "with session ids, and drive it with the profile's user_concurrency")
     p.add_argument("--scenario", type=Path, metavar="FILE",
                    help="edge cases (YAML: a list, or scenarios: [...]): flash_crowd, ramp, large_uploads, "
                         "heavy_queries act on the load; retry_storm, slow_dependency, instance_failure on the model, "
