@@ -1,6 +1,7 @@
 """Burst processes fitted from traces: what ``twin synth`` replays when the load is bursty.
 
-``fit_hawkes`` finds the Hawkes process (baseline ``mu``, branching ratio ``alpha``, decay
+``fit_mmpp`` fits a Markov-modulated Poisson process to counts per bin (a hidden Markov model
+with Poisson emissions, by expectation-maximisation).  ``fit_hawkes`` finds the Hawkes process (baseline ``mu``, branching ratio ``alpha``, decay
 ``beta``) of highest likelihood for a sequence of arrival times, with the O(n) likelihood of
 ``_kernels.hawkes_loglik`` and a bounded quasi-Newton search over transformed parameters.
 ``dispersion`` is the index of dispersion of counts (1 for Poisson) at a window size: the
@@ -75,6 +76,84 @@ def fit_hawkes(times, duration_s: float | None = None) -> HawkesFit:
     return HawkesFit(mu, alpha, beta, -best.fun * len(t), len(t), duration)
 
 
+@dataclass(frozen=True)
+class MMPPFit:
+    """A Markov-modulated Poisson process (``arrivals.mmpp``'s parameters) fitted to binned counts."""
+
+    rates: np.ndarray  # per s, in each state
+    leave: np.ndarray  # per s: the rate of leaving each state
+    jump: np.ndarray  # where it goes when it leaves
+    bin_s: float
+    loglik: float
+
+    @property
+    def rate_per_s(self) -> float:
+        from .arrivals import stationary
+
+        return float(stationary(self.leave, self.jump) @ self.rates)
+
+
+def fit_mmpp(times, duration_s: float, *, states: int = 2, bin_s: float | None = None, iterations: int = 200,
+             tol: float = 1e-7) -> MMPPFit:
+    """An MMPP for arrival ``times``: a hidden Markov model with Poisson counts per ``bin_s`` bin,
+    fitted by expectation-maximisation (scaled forward-backward), its per-bin transition matrix
+    turned into rates (a state is left at -ln(p_stay) / bin_s per s).  Bins must be short against
+    the states' stays, or a state's rate is diluted by its neighbours: by default about one
+    arrival per bin (at most 1 s, at least 1/100,000 of the duration).  States come out sorted
+    by rate."""
+    from scipy.special import gammaln
+
+    t = np.asarray(times, dtype=np.float64)
+    if bin_s is None:
+        bin_s = float(np.clip(duration_s / max(len(t), 1), duration_s / 100_000, 1.0))
+    n_bins = int(duration_s // bin_s)
+    if n_bins < 10 * states:
+        raise LoadError(f"bin_s: {bin_s:g} s leaves {n_bins} bins in {duration_s:g} s; at least {10 * states} are "
+                        f"needed to fit {states} states")
+    y = np.bincount((t[(t >= 0) & (t < n_bins * bin_s)] // bin_s).astype(np.int64), minlength=n_bins).astype(float)
+    lam = np.quantile(y, np.linspace(0.25, 0.95, states)) + 1e-3 * (1 + np.arange(states))
+    a = np.full((states, states), 0.05 / max(states - 1, 1))
+    np.fill_diagonal(a, 0.95)
+    pi = np.full(states, 1.0 / states)
+    logfact = gammaln(y + 1)
+    previous = -np.inf
+    for _ in range(iterations):
+        emit = np.exp(y[:, None] * np.log(lam[None, :]) - lam[None, :] - logfact[:, None])
+        emit = np.maximum(emit, 1e-300)
+        alpha = np.empty((n_bins, states))
+        c = np.empty(n_bins)
+        alpha[0] = pi * emit[0]
+        c[0] = alpha[0].sum()
+        alpha[0] /= c[0]
+        for i in range(1, n_bins):
+            alpha[i] = (alpha[i - 1] @ a) * emit[i]
+            c[i] = alpha[i].sum()
+            alpha[i] /= c[i]
+        beta = np.ones((n_bins, states))
+        for i in range(n_bins - 2, -1, -1):
+            beta[i] = (a @ (emit[i + 1] * beta[i + 1])) / c[i + 1]
+        gamma = alpha * beta
+        xi = (alpha[:-1, :, None] * a[None] * (emit[1:] * beta[1:])[:, None, :]) / c[1:, None, None]
+        pi = gamma[0]
+        a = xi.sum(axis=0) / np.maximum(gamma[:-1].sum(axis=0)[:, None], 1e-300)
+        a /= a.sum(axis=1, keepdims=True)
+        lam = np.maximum((gamma * y[:, None]).sum(axis=0) / np.maximum(gamma.sum(axis=0), 1e-300), 1e-9)
+        ll = float(np.log(c).sum())
+        if ll - previous < tol * abs(ll):
+            break
+        previous = ll
+    order = np.argsort(lam)
+    lam, a = lam[order], a[np.ix_(order, order)]
+    stay = np.clip(np.diag(a), 1e-12, 1 - 1e-12)
+    leave = -np.log(stay) / bin_s
+    jump = a.copy()
+    np.fill_diagonal(jump, 0.0)
+    sums = jump.sum(axis=1, keepdims=True)
+    jump = np.where(sums > 0, jump / np.where(sums > 0, sums, 1), 1.0 / max(states - 1, 1))
+    np.fill_diagonal(jump, 0.0)
+    return MMPPFit(lam / bin_s, leave, jump, bin_s, ll)
+
+
 def dispersion(times, window_s: float, duration_s: float | None = None) -> float:
     """Variance over mean of the counts in consecutive windows of ``window_s`` (1 for Poisson)."""
     t = np.asarray(times, dtype=np.float64)
@@ -86,4 +165,4 @@ def dispersion(times, window_s: float, duration_s: float | None = None) -> float
     return float(counts.var() / counts.mean()) if counts.mean() > 0 else math.nan
 
 
-__all__ = ["HawkesFit", "dispersion", "fit_hawkes"]
+__all__ = ["HawkesFit", "MMPPFit", "dispersion", "fit_hawkes", "fit_mmpp"]
