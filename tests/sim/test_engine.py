@@ -313,13 +313,13 @@ def test_requests_without_a_key_bypass_the_cache():
 def test_replications_in_processes_after_jax_is_loaded_and_errors_cross_processes():
     """With JAX (threads) loaded, workers start from a fork server; results do not change, and a
     user's mistake raised in a worker arrives whole."""
+    import importlib
     import pickle
-
-    import jax  # noqa: F401
 
     from twin.sim import PoissonArrivals, run_replications
     from twin.spec import Problem, SpecError, load_model
 
+    importlib.import_module("jax")  # loaded in this process, as the forecaster loads it
     m = load_model("models/validation/mm1.yaml")
     a = run_replications(m, PoissonArrivals(7.0, 100.0), replications=2, jobs=2, warmup_s=10)
     b = run_replications(m, PoissonArrivals(7.0, 100.0), replications=2, jobs=1, warmup_s=10)
