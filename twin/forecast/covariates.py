@@ -28,7 +28,7 @@ from ..traces.metrics import TIME_NAMES
 from ..traces.requestlog import TimestampParser, check_zone
 from ..traces.schema import TraceError
 from .base import Covariates
-from .series import Repairs
+from .series import Repairs, infer_step, positive_duration
 
 PERIODS = {"daily": pd.Timedelta(days=1), "weekly": pd.Timedelta(days=7), "yearly": pd.Timedelta(days=365.2425)}
 #: Fourier orders by default; yearly terms (order 2) join when the index spans a year.
@@ -55,20 +55,11 @@ def _index(index) -> pd.DatetimeIndex:
 
 def _step(index: pd.DatetimeIndex) -> pd.Timedelta:
     """The most common spacing of the index; zero for a single instant."""
-    if len(index) < 2:
-        return pd.Timedelta(0)
-    diffs, n = np.unique(np.diff(index.asi8), return_counts=True)
-    return pd.Timedelta(int(diffs[np.argmax(n)]), unit="ns")
+    return infer_step(index.asi8) if len(index) >= 2 else pd.Timedelta(0)
 
 
 def _duration(value, what: str) -> pd.Timedelta:
-    try:
-        td = pd.Timedelta(value)
-    except (ValueError, TypeError):
-        raise CovariateError(f"{what}={value!r} is not a duration (e.g. '2h', '1D')") from None
-    if pd.isna(td) or td <= pd.Timedelta(0):
-        raise CovariateError(f"{what}={value!r} must be a positive duration")
-    return td
+    return positive_duration(value, what, CovariateError)
 
 
 def _overlap(index: pd.DatetimeIndex, step: pd.Timedelta, start, end) -> slice:

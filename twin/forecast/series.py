@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..spec import TwinError
-from ..traces.metrics import LABEL_NAMES, TIME_NAMES
+from ..traces.metrics import LABEL_NAMES, TIME_NAMES, read_csv_text
 from ..traces.requestlog import TimestampParser
 from ..traces.schema import TraceError
 from .base import History
@@ -84,13 +84,15 @@ def _at(t: pd.Timestamp) -> str:
     return f"{t.tz_convert('UTC'):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _timedelta(value, what: str) -> pd.Timedelta:
+def positive_duration(value, what: str, error: type[Exception] | None = None) -> pd.Timedelta:
+    """``value`` as a positive ``Timedelta``, or ``error`` (default ``SeriesError``) naming ``what``."""
+    error = error or SeriesError
     try:
         td = pd.Timedelta(value)
     except (ValueError, TypeError):
-        raise SeriesError(f"{what}={value!r} is not a duration (e.g. '5min', '1h', '1D')") from None
+        raise error(f"{what}={value!r} is not a duration (e.g. '5min', '1h', '1D')") from None
     if pd.isna(td) or td <= pd.Timedelta(0):
-        raise SeriesError(f"{what}={value!r} must be a positive duration")
+        raise error(f"{what}={value!r} must be a positive duration")
     return td
 
 
@@ -117,17 +119,7 @@ def read_series_csv(path, *, time_column: str | None = None, value_columns: list
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise SeriesError(f"{source}: no such file")
-    try:
-        raw = pd.read_csv(path, dtype="string", skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise SeriesError(f"{source}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise SeriesError(f"{source}: not a readable CSV file ({exc})") from None
-    columns = [str(c) for c in raw.columns]
-    if raw.empty:
-        raise SeriesError(f"{source}: no rows under the header")
+    raw, columns = read_csv_text(path, SeriesError)
     if time_column is None:
         time_column = next((c for c in columns if c.strip().lower() in (*TIME_NAMES, "ds")), columns[0])
     if value_columns is None:
@@ -260,7 +252,8 @@ def _deduplicated(frame: pd.DataFrame, log: _Log) -> pd.DataFrame:
     return frame.groupby(level=0, sort=True).mean()
 
 
-def _infer_step(ns: np.ndarray) -> pd.Timedelta:
+def infer_step(ns: np.ndarray) -> pd.Timedelta:
+    """The most common spacing of nanosecond times (ties: the shortest)."""
     diffs, n = np.unique(np.diff(ns), return_counts=True)
     return pd.Timedelta(int(diffs[np.argmax(n)]), unit="ns")  # ties: the shortest
 
@@ -379,7 +372,7 @@ def regularize(frame, *, step=None, fill: str = "interpolate", max_gap_steps: in
     frame = _deduplicated(frame, log)
     if len(frame) < 2:
         raise SeriesError("a history needs at least two distinct timestamps")
-    step = _infer_step(frame.index.asi8) if step is None else _timedelta(step, "step")
+    step = infer_step(frame.index.asi8) if step is None else positive_duration(step, "step")
     frame, absent = _trimmed(*_on_grid(frame, step, log), log)
     if len(frame) < 2:
         raise SeriesError("a history needs at least two steps with a value in every series")
@@ -406,7 +399,7 @@ def history_from_trace(trace: pd.DataFrame, *, step) -> tuple[History, Repairs]:
     >>> print(repairs)
     bytes: 1 of 4 request(s) with an unknown bytes_in or bytes_out: counted as 0 bytes
     """
-    step = _timedelta(step, "step")
+    step = positive_duration(step, "step")
     if not isinstance(trace, pd.DataFrame) or "timestamp" not in trace:
         raise SeriesError("a request trace needs a 'timestamp' column (see twin.traces.schema)")
     ts = trace["timestamp"]
@@ -462,7 +455,7 @@ def season_check(history: History, seasons: dict | None = None) -> list[str]:
     covers = len(history) * history.step
     notes = []
     for name, period in (SEASONS if seasons is None else seasons).items():
-        period = _timedelta(period, f"season {name!r}")
+        period = positive_duration(period, f"season {name!r}")
         if period < 2 * history.step:
             notes.append(f"the {name} season ({duration_text(period)}) spans less than two steps of "
                          f"{duration_text(history.step)}; {name} terms are left out")

@@ -48,6 +48,23 @@ def _tidy(frame: pd.DataFrame, report: ReadReport, lines: np.ndarray | None = No
     return frame
 
 
+def read_csv_text(path: Path, error: type[Exception] = TraceError) -> tuple[pd.DataFrame, list[str]]:
+    """A CSV file's cells as strings and its column names; a missing, empty, unreadable or
+    header-only file raises ``error`` naming the file."""
+    source = str(path)
+    if not Path(path).is_file():
+        raise error(f"{source}: no such file")
+    try:
+        raw = pd.read_csv(path, dtype="string", skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise error(f"{source}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise error(f"{source}: not a readable CSV file ({exc})") from None
+    if raw.empty:
+        raise error(f"{source}: no rows under the header")
+    return raw, [str(c) for c in raw.columns]
+
+
 def read_metric_csv(path, *, time_column: str | None = None, value_columns: list[str] | None = None,
                     time_zone: str | None = None, time_unit: str | None = None) -> tuple[pd.DataFrame, ReadReport]:
     """Read metric series from a CSV file: one time column, one column per series.
@@ -65,17 +82,7 @@ def read_metric_csv(path, *, time_column: str | None = None, value_columns: list
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise TraceError(f"{source}: no such file")
-    try:
-        raw = pd.read_csv(path, dtype="string", skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise TraceError(f"{source}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise TraceError(f"{source}: not a readable CSV file ({exc})") from None
-    columns = [str(c) for c in raw.columns]
-    if raw.empty:
-        raise TraceError(f"{source}: no rows under the header")
+    raw, columns = read_csv_text(path, TraceError)
     if time_column is None:
         time_column = next((c for c in columns if c.strip().lower() in TIME_NAMES), columns[0])
     _pick(columns, [time_column], "time", source)
