@@ -405,54 +405,13 @@ def cmd_forecast_backtest(args) -> int:
     return 0
 
 
-def _forecast_model(args, inputs, horizon):
-    """(model name, recalibration, notes): ``--model`` (or the backtest's choice for 'auto') and
-    the interval recalibration learned from a short backtest."""
-    import pandas as pd
-
-    from .forecast.calibrate import learn
-    from .forecast.run import AUTO, DEFAULT_CHOICE, DEFAULT_MODELS, choose, models, run_backtest
-
-    name = args.model
-    names = list(DEFAULT_MODELS) if name == AUTO else [name]
-    models(names, horizon)  # an unknown name fails before any work
-    target = inputs.history.targets[0]
-    # as many windows as asked, or as the history holds after two days of training
-    season = max(1, inputs.history.steps_per(pd.Timedelta(days=1)))
-    windows = max(2, min(args.calibration_windows, (len(inputs.history) - 2 * season - horizon) // horizon + 1))
-    try:
-        with _Progress(True) as bar:
-            result = run_backtest(inputs, names, horizon=horizon, windows=windows, seed=args.seed,
-                                  progress=lambda done, total: bar.update("backtesting", done, total))
-    except TwinError as e:
-        if name == AUTO:
-            raise TwinError(f"{e}; choosing a model needs this backtest: name one with --model, or use fewer "
-                            f"--calibration-windows or a shorter --horizon") from None
-        return name, None, [f"intervals not recalibrated: {e}"]
-    notes = []
-    if name == AUTO:
-        name = choose(result, target)
-        s = result.summary().set_index(["forecaster", "target"])["mase"]
-        notes.append(f"{name} chosen by a backtest over {len(result.origins)} windows (MASE "
-                     + ", ".join(f"{n} {s[(n, target)]:.3f}" for n in result.forecasters)
-                     + f"; the {DEFAULT_CHOICE} is kept unless another model beats it clearly)")
-    recal = learn(result, name)
-    notes.append(f"intervals recalibrated from {recal.windows} backtest windows: the distance from the median x "
-                 + ", ".join(f"{f:.2f} at q{q:g}" for q, f in zip(recal.quantiles, recal.factors[target]) if q != 0.5))
-    return name, recal, notes
-
-
 def _fit_chosen(args, inputs, horizon):
-    """(name, recalibration, notes, fitted): the model ``_forecast_model`` chose, fitted on the
-    whole history."""
-    from .forecast.run import has_events, models
+    """(name, recalibration, notes, fitted) from ``twin.forecast.run.fit_chosen``, with a progress bar."""
+    from .forecast.run import fit_chosen
 
-    name, recal, notes = _forecast_model(args, inputs, horizon)
-    [model] = models([name], horizon, events=has_events(inputs.covariates))
-    try:
-        return name, recal, notes, model.fit(inputs.history, inputs.covariates, seed=args.seed)
-    except ValueError as e:
-        raise TwinError(f"{name}: {e}") from None
+    with _Progress(True) as bar:
+        return fit_chosen(inputs, args.model, horizon=horizon, windows=args.calibration_windows, seed=args.seed,
+                          progress=lambda done, total: bar.update("backtesting", done, total))
 
 
 def cmd_forecast_fit(args) -> int:
@@ -541,6 +500,7 @@ def cmd_forecast_predict(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    import numpy as np
     from rich.table import Table
 
     from .load.profile_workload import read_profile, summary, workload
@@ -560,8 +520,6 @@ def cmd_synth(args) -> int:
         data = data.get("scenarios") if isinstance(data, dict) else data
         cases = scenarios.parse(data, source=str(args.scenario))
     profile = read_profile(args.profile)
-    import numpy as np
-
     graph = None
     if args.sessions_from:
         from .load.sessions import fit_sessions

@@ -238,7 +238,8 @@ def scores(g: pd.DataFrame, quantiles: tuple[float, ...]) -> dict:
     return out
 
 
-def _plain(v):
+def plain(v):
+    """A value as plain JSON: numpy scalars unwrapped, NaN and infinities as None, times as ISO text."""
     if isinstance(v, (np.generic,)):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
@@ -249,7 +250,7 @@ def _plain(v):
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{k: plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
 @dataclass(frozen=True)

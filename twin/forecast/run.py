@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..spec import TwinError
-from .backtest import BacktestResult, backtest, scores
-from .calibrate import calibrated
+from .backtest import BacktestResult, backtest, plain, scores
+from .calibrate import calibrated, learn
 from .base import Covariates, Forecaster, History
 from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events, read_posts
@@ -75,6 +75,46 @@ def choose(result: BacktestResult, target: str, alpha: float = 0.05) -> str:
         if not clearly_better(per_window[best].to_numpy(), per_window[DEFAULT_CHOICE].to_numpy(), alpha):
             return DEFAULT_CHOICE
     return best
+
+
+def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: int, progress=None):
+    """(model name, recalibration, notes, fitted model): what ``twin forecast fit|predict`` use.
+
+    A backtest over the last ``windows`` windows (fewer if the history holds fewer after two days
+    of training) chooses the model when ``name`` is 'auto' (``choose``) and learns how far its
+    intervals must be widened or narrowed (``twin.forecast.calibrate.learn``); then the model
+    is fitted on the whole history.  A history too short for the backtest keeps a named model's
+    own intervals, with a note."""
+    names = list(DEFAULT_MODELS) if name == AUTO else [name]
+    models(names, horizon)  # an unknown name fails before any work
+    history = inputs.history
+    target = history.targets[0]
+    season = max(1, history.steps_per(pd.Timedelta(days=1)))
+    windows = max(2, min(windows, (len(history) - 2 * season - horizon) // horizon + 1))
+    notes, recal = [], None
+    try:
+        result = run_backtest(inputs, names, horizon=horizon, windows=windows, seed=seed, progress=progress)
+    except TwinError as e:
+        if name == AUTO:
+            raise TwinError(f"{e}; choosing a model needs this backtest: name one with --model, or use fewer "
+                            f"--calibration-windows or a shorter --horizon") from None
+        notes.append(f"intervals not recalibrated: {e}")
+    else:
+        if name == AUTO:
+            name = choose(result, target)
+            s = result.summary().set_index(["forecaster", "target"])["mase"]
+            notes.append(f"{name} chosen by a backtest over {len(result.origins)} windows (MASE "
+                         + ", ".join(f"{n} {s[(n, target)]:.3f}" for n in result.forecasters)
+                         + f"; the {DEFAULT_CHOICE} is kept unless another model beats it clearly)")
+        recal = learn(result, name)
+        notes.append(f"intervals recalibrated from {recal.windows} backtest windows: the distance from the median x "
+                     + ", ".join(f"{f:.2f} at q{q:g}" for q, f in zip(recal.quantiles, recal.factors[target])
+                                 if q != 0.5))
+    [model] = models([name], horizon, events=has_events(inputs.covariates))
+    try:
+        return name, recal, notes, model.fit(history, inputs.covariates, seed=seed)
+    except ValueError as e:
+        raise TwinError(f"{name}: {e}") from None
 
 
 def has_events(covariates: Covariates | None) -> bool:
@@ -213,7 +253,7 @@ def selection(result: BacktestResult, target: str) -> Chosen | None:
 
 
 def _plain(d: dict) -> dict:
-    return {k: (None if v != v else v) for k, v in d.items()}
+    return {k: plain(v) for k, v in d.items()}
 
 
 def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen: Chosen | None) -> None:
@@ -237,5 +277,5 @@ def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen:
     (folder / "report.html").write_text(render(result, inputs, chosen))
 
 
-__all__ = ["AUTO", "MODELS", "DEFAULT_CHOICE", "DEFAULT_MODELS", "RECENT_WINDOWS", "Chosen", "Inputs", "choose", "has_events", "load_inputs", "models",
-           "run_backtest", "selection", "steps", "write_backtest"]
+__all__ = ["AUTO", "MODELS", "DEFAULT_CHOICE", "DEFAULT_MODELS", "RECENT_WINDOWS", "Chosen", "Inputs", "choose",
+           "fit_chosen", "has_events", "load_inputs", "models", "run_backtest", "selection", "steps", "write_backtest"]
