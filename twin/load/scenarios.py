@@ -68,7 +68,7 @@ def _rate_curve(w: Workload) -> tuple[np.ndarray, np.ndarray]:
     return np.r_[0.0, centres, w.duration_s], np.r_[rates[0], rates, rates[-1]]
 
 
-def _classes(model: SystemModel, names, classes: list[str] | None, where: str) -> np.ndarray:
+def _classes(model: SystemModel, classes: list[str] | None, where: str) -> np.ndarray:
     """Probabilities over the model's classes: ``classes`` by their shares, or all of them."""
     if classes:
         unknown = [c for c in classes if c not in model.classes]
@@ -119,7 +119,7 @@ class FlashCrowd(EdgeCase):
         t = np.unique(np.r_[base_t, a, b, c, d].clip(0, w.duration_s))
         shape = np.interp(t, [a, b, c, d], [0.0, 1.0, 1.0, 0.0], left=0.0, right=0.0)
         extra = (self.factor - 1) * np.interp(t, base_t, base_r) * shape
-        return _add(w, model, t, extra, _classes(model, w.class_names, self.classes, self.kind), rng)
+        return _add(w, model, t, extra, _classes(model, self.classes, self.kind), rng)
 
 
 class Ramp(EdgeCase):
@@ -143,7 +143,7 @@ class Ramp(EdgeCase):
             base_t, base_r = _rate_curve(w)
             t = np.unique(np.r_[base_t, self.start, self.end].clip(0, w.duration_s))
             extra = (multiplier(t) - 1) * np.interp(t, base_t, base_r)
-            return _add(w, model, t, extra, _classes(model, w.class_names, None, self.kind), rng)
+            return _add(w, model, t, extra, _classes(model, None, self.kind), rng)
         return _keep(w, rng.random(len(w)) < multiplier(w.time_s))
 
 
@@ -162,7 +162,7 @@ class LargeUploads(EdgeCase):
         return (self.start, self.end if self.end is not None else math.inf)
 
     def on_load(self, w, model, rng):
-        probs = _classes(model, w.class_names, self.classes, self.kind)
+        probs = _classes(model, self.classes, self.kind)
         lo, hi = self.window()
         hit = (probs[w.cls] > 0) & (w.time_s >= lo) & (w.time_s < hi) & (rng.random(len(w)) < self.share)
         size = w.size_bytes.copy()
@@ -212,7 +212,7 @@ class RetryStorm(EdgeCase):
     classes: list[Name] | None = None
 
     def model_edits(self, model):
-        _classes(model, tuple(model.classes), self.classes, self.kind)
+        _classes(model, self.classes, self.kind)
         return {f"classes.{c}.client": {"timeout_s": self.timeout, "retries": self.retries,
                                         "backoff": {"initial_s": self.backoff_initial,
                                                     "multiplier": self.backoff_multiplier}}
