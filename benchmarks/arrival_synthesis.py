@@ -2,10 +2,10 @@
 
 One day of a piecewise-linear rate curve (5-minute knots, a daily cycle averaging about 116
 arrivals/s: ten million arrivals) is turned into arrival times by ``twin.load._kernels.nhpp_times``
-(numba) and by ``nhpp_times_numpy`` (numpy: Poisson counts per piece, uniforms, a sort within
+(numba, on ``numba.get_num_threads()`` threads and then on one) and by ``nhpp_times_numpy`` (numpy: Poisson counts per piece, uniforms, a sort within
 pieces, the same inverse), each best of ``--repeats`` in this process after a warm-up.  The
-first-call compile time is measured in a fresh process with an empty numba cache, and the
-first call with a warm on-disk cache in another.  Last, in a fresh process, the peak memory of
+time of ``warm_up`` (compiling every kernel) is measured in a fresh process with an empty numba
+cache, and with a warm on-disk cache in another.  Last, in a fresh process, the peak memory of
 a whole ten-million-arrival workload (times, classes, sizes, keys, sessions) made by
 ``twin.load.profile_workload.workload`` from a day's profile for the reference shop.
 
@@ -30,7 +30,7 @@ t0 = time.perf_counter()
 from twin.load import _kernels
 import numpy as np
 t1 = time.perf_counter()
-_kernels.nhpp_times(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.random.default_rng(0))
+_kernels.warm_up()
 print(time.perf_counter() - t1)
 """
 
@@ -91,6 +91,12 @@ def main() -> None:
     _kernels.warm_up()
     fast, n_fast = best(lambda rng: _kernels.nhpp_times(t, r, rng), args.repeats)
     slow, n_slow = best(lambda rng: _kernels.nhpp_times_numpy(t, r, rng), args.repeats)
+    import numba
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    single, _ = best(lambda rng: _kernels.nhpp_times(t, r, rng), args.repeats)
+    numba.set_num_threads(threads)
     import json
     from pathlib import Path
 
@@ -99,7 +105,8 @@ def main() -> None:
                                     check=True).stdout)
     print(f"arrival_synthesis: {platform.machine()} {os.cpu_count()} cpus | {n_fast:,} arrivals over a day of "
           f"5-min knots | numba {n_fast / fast / 1e6:.1f} M arrivals/s ({fast:.3f} s), numpy {n_slow / slow / 1e6:.1f} "
-          f"M/s ({slow:.3f} s): {slow / fast:.1f}x | first call: compile {cold:.2f} s with an empty cache, "
+          f"M/s ({slow:.3f} s): {slow / fast:.1f}x; numba on 1 thread {n_fast / single / 1e6:.1f} M/s: "
+          f"{slow / single:.1f}x | warm_up (every kernel): compile {cold:.2f} s with an empty cache, "
           f"{warm:.2f} s from the on-disk cache | a workload of {mem['arrivals']:,} arrivals with classes, sizes, "
           f"keys and sessions: peak +{mem['growth'] / 2**20:,.0f} MiB")
 

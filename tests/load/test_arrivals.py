@@ -20,6 +20,29 @@ def test_nhpp_equals_its_reference_and_is_reproducible():
     assert not ((a >= 45) & (a < 100)).any()  # no arrival where the rate is zero
 
 
+def test_large_loads_are_shared_out_the_same_on_any_number_of_threads():
+    """From PARALLEL_MIN expected arrivals the pieces are refined (one long constant piece here)
+    and filled by child streams in parallel: still equal to the reference, and to itself on one
+    thread, and still a Poisson process of that rate."""
+    import numba
+
+    t = np.array([0.0, 4000.0, 5000.0])
+    r = np.array([60.0, 60.0, 20.0])  # 280,000 expected arrivals, most in one piece
+    assert K._plan(t, r) is not None and len(K._plan(t, r)[0]) > 16
+    a = K.nhpp_times(t, r, np.random.default_rng(11))
+    assert np.array_equal(a, K.nhpp_times_reference(t, r, np.random.default_rng(11)))
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert np.array_equal(a, K.nhpp_times(t, r, np.random.default_rng(11)))
+    finally:
+        numba.set_num_threads(threads)
+    assert np.all(np.diff(a) >= 0) and a[0] >= 0 and a[-1] < 5000
+    flat = a[a < 4000]
+    assert stats.kstest(np.diff(flat) * 60.0, "expon").pvalue > 0.01
+    assert abs(len(flat) - 240_000) < 4 * np.sqrt(240_000)
+
+
 def test_nhpp_is_a_poisson_process_with_that_rate():
     """Time rescaling: through the cumulative rate, arrivals become a unit-rate Poisson process."""
     t = np.linspace(0, 3600, 13)
@@ -83,3 +106,20 @@ def test_hawkes_equals_its_reference_with_the_stationary_rate_and_compensator():
 def test_bad_parameters_name_the_field(call, message):
     with pytest.raises(LoadError, match=message.replace("[", r"\[").replace("]", r"\]")):
         call(np.random.default_rng(0))
+
+
+def _large_load(seed):
+    return len(K.nhpp_times(np.array([0.0, 5000.0]), np.array([50.0, 50.0]), np.random.default_rng(seed)))
+
+
+def test_a_process_forked_after_a_parallel_fill_can_fill_again():
+    """Replications fork workers; GNU OpenMP would abort such a child, so the kernels select a
+    fork-safe threading layer."""
+    import multiprocessing
+
+    import numba
+
+    expected = _large_load(0)
+    assert numba.threading_layer() != "omp"
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map(_large_load, [0, 0]) == [expected, expected]

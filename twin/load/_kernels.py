@@ -10,7 +10,9 @@ Non-homogeneous Poisson arrivals (``nhpp_times``): the rate is piecewise linear 
 and given their number the arrivals are independent with density proportional to the rate: their
 times are sorted uniforms (from exponential spacings, so no sort is needed) mapped through the
 inverse of the piece's cumulative rate, a quadratic solved in a form without cancellation.  This
-is exact (no thinning waste) and linear in the number of arrivals.
+is exact (no thinning waste) and linear in the number of arrivals.  Large loads are shared out:
+the pieces are refined, counted from ``rng``, and filled in parallel by a fixed number of child
+generators, each on a contiguous run of pieces, so the result is the same on any number of cores.
 
 >>> import numpy as np
 >>> t = nhpp_times(np.array([0.0, 10.0, 20.0]), np.array([1.0, 5.0, 1.0]), np.random.default_rng(0))
@@ -21,73 +23,157 @@ is exact (no thinning waste) and linear in the number of arrivals.
 from __future__ import annotations
 
 import math
+import os
+import threading
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+# Workers are forked; GNU OpenMP, numba's first choice here, aborts a process forked after using
+# it.  "forksafe" picks TBB when installed and numba's own work queue otherwise.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "forksafe"
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _inverse_cumulative_rate(target, r0, k):
     """The s >= 0 with r0 s + k s^2 / 2 = target (the cumulative rate of a linear piece)."""
     return 2.0 * target / (r0 + math.sqrt(max(r0 * r0 + 2.0 * k * target, 0.0)))
 
 
+PARALLEL_MIN = 200_000  # expected arrivals from which the pieces are filled by parallel streams
+STREAMS = 16  # fixed, so that the arrivals do not depend on the number of cores
+
+
 @njit(cache=True)
-def nhpp_times(knots_t, knots_r, rng):
-    """Arrival times of a Poisson process whose rate is linear between knots; sorted, in
-    [knots_t[0], knots_t[-1])."""
-    n_pieces = len(knots_t) - 1
-    counts = np.empty(n_pieces, np.int64)
-    total = 0
-    for i in range(n_pieces):
+def _nhpp_counts(knots_t, knots_r, rng):
+    counts = np.empty(len(knots_t) - 1, np.int64)
+    for i in range(len(counts)):
         area = 0.5 * (knots_r[i] + knots_r[i + 1]) * (knots_t[i + 1] - knots_t[i])
         counts[i] = rng.poisson(area) if area > 0 else 0
-        total += counts[i]
-    out = np.empty(total, np.float64)
-    j = 0
-    for i in range(n_pieces):
-        n = counts[i]
-        if n == 0:
-            continue
-        a, length = knots_t[i], knots_t[i + 1] - knots_t[i]
-        r0, r1 = knots_r[i], knots_r[i + 1]
-        area = 0.5 * (r0 + r1) * length
-        k = (r1 - r0) / length
-        s = 0.0
-        for m in range(n):
-            s += rng.standard_exponential()
-            out[j + m] = s
+    return counts
+
+
+@njit(cache=True, error_model="numpy")  # no zero-division checks (length and s are > 0): the
+def _fill_piece(out, j, n, a, b, r0, r1, rng):
+    """``n`` sorted arrivals on [a, b) with rate linear from r0 to r1, written to ``out[j:j + n]``."""
+    length = b - a
+    area = 0.5 * (r0 + r1) * length
+    k = (r1 - r0) / length
+    s = 0.0
+    for m in range(n):
         s += rng.standard_exponential()
-        for m in range(n):
-            x = a + _inverse_cumulative_rate(out[j + m] / s * area, r0, k)
-            out[j + m] = min(x, knots_t[i + 1] - 1e-9 * length)  # rounding must not leave the piece
-        j += n
+        out[j + m] = s
+    s += rng.standard_exponential()
+    for m in range(n):  # inverse loop vectorises
+        x = a + _inverse_cumulative_rate(out[j + m] / s * area, r0, k)
+        out[j + m] = min(x, b - 1e-9 * length)  # rounding must not leave the piece
+
+
+@njit(cache=True)
+def _nhpp_serial(knots_t, knots_r, counts, rng):
+    out = np.empty(counts.sum(), np.float64)
+    j = 0
+    for i in range(len(counts)):
+        if counts[i] > 0:
+            _fill_piece(out, j, counts[i], knots_t[i], knots_t[i + 1], knots_r[i], knots_r[i + 1], rng)
+            j += counts[i]
     return out
 
 
+@njit(cache=True, parallel=True)
+def _nhpp_parallel(knots_t, knots_r, counts, bounds, streams):
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    offsets[1:] = np.cumsum(counts)
+    out = np.empty(offsets[-1], np.float64)
+    for c in prange(len(streams)):
+        for i in range(bounds[c], bounds[c + 1]):
+            if counts[i] > 0:
+                _fill_piece(out, offsets[i], counts[i], knots_t[i], knots_t[i + 1], knots_r[i], knots_r[i + 1],
+                            streams[c])
+    return out
+
+
+def _plan(knots_t, knots_r):
+    """Knots refined so that no piece holds more than a 64th of the expected arrivals (the rate
+    is unchanged: new knots lie on the lines), or None when the load is too small to share."""
+    area = 0.5 * (knots_r[:-1] + knots_r[1:]) * np.diff(knots_t)
+    total = float(area.sum())
+    if not total >= PARALLEL_MIN:
+        return None
+    parts = np.maximum(np.ceil(area / (total / (4 * STREAMS))), 1).astype(np.int64)
+    if (parts == 1).all():
+        return knots_t, knots_r
+    frac = np.concatenate([np.arange(p) / p for p in parts])
+    piece = np.repeat(np.arange(len(parts)), parts)
+    t = np.append(knots_t[piece] + frac * np.diff(knots_t)[piece], knots_t[-1])
+    r = np.append(knots_r[piece] + frac * np.diff(knots_r)[piece], knots_r[-1])
+    return t, r
+
+
+def _bounds(counts):
+    """Pieces [bounds[c], bounds[c + 1]) for stream c, with about equal arrivals."""
+    ends = np.cumsum(counts)
+    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, STREAMS) / STREAMS, side="right")
+    return np.concatenate([[0], cuts, [len(counts)]]).astype(np.int64)
+
+
+_launch = threading.Lock()  # numba's fork-safe thread pool must not be entered by two threads at once
+
+
+def nhpp_times(knots_t, knots_r, rng):
+    """Arrival times of a Poisson process whose rate is linear between knots; sorted, in
+    [knots_t[0], knots_t[-1]).  Loads of ``PARALLEL_MIN`` expected arrivals or more are filled by
+    ``STREAMS`` child generators of ``rng`` (``Generator.spawn``), each on its share of the
+    pieces, in parallel."""
+    knots_t = np.ascontiguousarray(knots_t, np.float64)
+    knots_r = np.ascontiguousarray(knots_r, np.float64)
+    plan = _plan(knots_t, knots_r)
+    if plan is None:
+        return _nhpp_serial(knots_t, knots_r, _nhpp_counts(knots_t, knots_r, rng), rng)
+    knots_t, knots_r = plan
+    counts = _nhpp_counts(knots_t, knots_r, rng)
+    streams = tuple(rng.spawn(STREAMS))
+    with _launch:
+        return _nhpp_parallel(knots_t, knots_r, counts, _bounds(counts), streams)
+
+
 def nhpp_times_reference(knots_t, knots_r, rng):
-    """``nhpp_times`` in plain Python: the same draws in the same order."""
+    """``nhpp_times`` in plain Python: the same plan, the same draws in the same order."""
+    knots_t = np.asarray(knots_t, np.float64)
+    knots_r = np.asarray(knots_r, np.float64)
+    plan = _plan(knots_t, knots_r)
+    if plan is not None:
+        knots_t, knots_r = plan
     counts = []
     for i in range(len(knots_t) - 1):
         area = 0.5 * (knots_r[i] + knots_r[i + 1]) * (knots_t[i + 1] - knots_t[i])
         counts.append(int(rng.poisson(area)) if area > 0 else 0)
+    if plan is None:
+        stream_of = [rng] * len(counts)
+    else:
+        streams, bounds = rng.spawn(STREAMS), _bounds(np.array(counts))
+        stream_of = [streams[int(np.searchsorted(bounds, i, side="right")) - 1] for i in range(len(counts))]
     out = []
     for i, n in enumerate(counts):
         if n == 0:
             continue
-        a, length = float(knots_t[i]), float(knots_t[i + 1] - knots_t[i])
+        g = stream_of[i]
+        a, b = float(knots_t[i]), float(knots_t[i + 1])
+        length = b - a
         r0, r1 = float(knots_r[i]), float(knots_r[i + 1])
         area = 0.5 * (r0 + r1) * length
         k = (r1 - r0) / length
         sums, s = [], 0.0
         for _ in range(n):
-            s += rng.standard_exponential()
+            s += g.standard_exponential()
             sums.append(s)
-        s += rng.standard_exponential()
+        s += g.standard_exponential()
         for v in sums:
             target = v / s * area
             x = a + 2.0 * target / (r0 + math.sqrt(max(r0 * r0 + 2.0 * k * target, 0.0)))
-            out.append(min(x, float(knots_t[i + 1]) - 1e-9 * length))
+            out.append(min(x, b - 1e-9 * length))
     return np.array(out, dtype=np.float64)
 
 
@@ -307,6 +393,8 @@ def warm_up() -> None:
     """Compile (or load from the cache) every kernel, once per process."""
     rng = np.random.default_rng(0)
     nhpp_times(np.array([0.0, 1.0]), np.array([1.0, 1.0]), rng)
+    _nhpp_parallel(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1]), np.array([0] + [1] * STREAMS),
+                   tuple(rng.spawn(STREAMS)))
     mmpp_times(np.array([1.0, 2.0]), np.array([1.0, 1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0, 1.0, rng)
     hawkes_times(1.0, 0.5, 1.0, 1.0, rng)
     hawkes_loglik(np.array([0.5]), 1.0, 1.0, 0.5, 1.0)
