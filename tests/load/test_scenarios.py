@@ -92,6 +92,32 @@ def test_slow_dependency_and_instance_failure_hurt(shop):
     assert run_replication(broken, w, seed=4, warmup_s=60).metrics()["error_rate"] > calm["error_rate"]
 
 
+def test_slow_dependency_and_instance_failure_in_a_window():
+    """On an M/M/1 at 40% busy: a 3x slowdown in [300, 600) s pushes it to 120% there, so waits
+    grow inside the window and are back to M/M/1 after the backlog drains; failures declared for
+    [200, 400) s take the instance down only then."""
+    mm1 = load_model(MODELS / "validation" / "mm1.yaml")
+    rate = 0.4 / mm1.services["server"].service_time_s.mean()
+    w = PoissonArrivals(rate, 1200.0).generate(mm1, np.random.default_rng(0))
+    slow, _ = scenarios.apply(scenarios.parse([{"kind": "slow_dependency", "service": "server", "factor": 3,
+                                                "start": "300s", "end": "600s"}]), mm1, None, np.random.default_rng(0))
+    assert slow.services["server"].service_time_s == mm1.services["server"].service_time_s
+    r = run_replication(slow, w, seed=2, warmup_s=0).requests
+    mean = lambda a, b: np.nanmean(r.latency_s[(r.arrival_s >= a) & (r.arrival_s < b)])  # noqa: E731
+    quiet = mm1.services["server"].service_time_s.mean() / (1 - 0.4)
+    assert mean(450, 600) > 5 * quiet
+    assert mean(0, 300) < 1.6 * quiet and mean(1000, 1200) < 1.6 * quiet
+
+    broken, _ = scenarios.apply(scenarios.parse([{"kind": "instance_failure", "service": "server",
+                                                  "mean_time_to_failure": "20s", "recovery_rate": 0.2,
+                                                  "start": "200s", "end": "400s"}]), mm1, None,
+                                np.random.default_rng(0))
+    res = run_replication(broken, w, seed=2, warmup_s=0)
+    up, t = res.timeseries.values["server.instances_up"], res.timeseries.time_s
+    assert up[t < 200].min() == 1 and up[t >= 500].min() == 1  # a recovery takes 5 s on average
+    assert up[(t >= 200) & (t < 400)].min() == 0
+
+
 def test_same_seed_same_workload_and_edits_compose(shop):
     cases = [{"kind": "flash_crowd", "at": "100s", "factor": 3}, {"kind": "large_uploads", "share": 0.2, "factor": 4}]
     _, a = applied(shop, cases, seed=5)
@@ -104,6 +130,8 @@ def test_same_seed_same_workload_and_edits_compose(shop):
     ([{"kind": "flash_crowd", "at": 10, "factor": 0.5}], "scenarios[0].factor"),
     ([{"kind": "ramp", "start": 0, "end": 60, "factor": 2, "speed": 1}], "scenarios[0].speed: unknown field"),
     ([{"kind": "slow_dependency", "service": "nosuch", "factor": 2}], "unknown service 'nosuch'"),
+    ([{"kind": "instance_failure", "service": "catalog", "mean_time_to_failure": 60, "recovery_rate": 1,
+       "start": "10min", "end": "5min"}], "scenarios[0].end: expected an end after the start (600 s), got 300 s"),
     ([{"kind": "retry_storm", "timeout": "1s"}, {"kind": "retry_storm", "timeout": "2s", "classes": ["browse"]}],
      "sets classes.browse.client, which scenarios[0] (retry_storm) also sets"),
     ([{"kind": "heavy_queries", "to": "search", "share": 0.2, "start": 0, "end": 100},

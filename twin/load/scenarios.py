@@ -8,8 +8,8 @@ Declared in an experiment config (or a YAML file given to ``twin synth --scenari
       - {kind: large_uploads, share: 0.05, factor: 20, classes: [checkout]}
       - {kind: heavy_queries, to: search, share: 0.3, start: 1h, end: 90min}
       - {kind: retry_storm, timeout: 500ms, retries: 3, classes: [checkout]}
-      - {kind: slow_dependency, service: payments, factor: 4}
-      - {kind: instance_failure, service: search, mean_time_to_failure: 5min, recovery_rate: 0.02}
+      - {kind: slow_dependency, service: payments, factor: 4, start: 20min, end: 25min}
+      - {kind: instance_failure, service: search, mean_time_to_failure: 5min, recovery_rate: 0.02, end: 1h}
 
 Each kind is an ``EdgeCase`` (the one base class of this extension point).  Load edits act on the
 arrival table, in the order listed; model edits change the system model the twin runs, and two
@@ -24,7 +24,7 @@ import math
 from typing import Annotated, ClassVar, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ..sim.workload import Workload, fill_request_data
 from ..spec import Problem, SpecError, SystemModel
@@ -54,6 +54,13 @@ class EdgeCase(BaseModel):
 
     def window(self) -> tuple[float, float]:
         return (0.0, math.inf)
+
+    @model_validator(mode="after")
+    def _end_after_start(self):
+        start, end = getattr(self, "start", None), getattr(self, "end", None)
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"end: expected an end after the start ({start:g} s), got {end:g} s")
+        return self
 
 
 # -- load edits --------------------------------------------------------------------------------
@@ -135,9 +142,6 @@ class Ramp(EdgeCase):
         return (self.start, math.inf)
 
     def on_load(self, w, model, rng):
-        if self.end <= self.start:
-            raise SpecError([Problem("ramp.end", f"expected an end after the start ({self.start:g} s), got "
-                                                 f"{self.end:g} s")])
         multiplier = lambda t: np.interp(t, [self.start, self.end], [1.0, self.factor])  # noqa: E731
         if self.factor >= 1:
             base_t, base_r = _rate_curve(w)
@@ -231,15 +235,24 @@ def _scaled(dist: dict, factor: float) -> dict:
 
 
 class SlowDependency(EdgeCase):
-    """Every service time of ``service`` is ``factor`` times longer (a dependency degraded)."""
+    """Every service time of ``service`` is ``factor`` times longer (a dependency degraded); with
+    ``start`` or ``end``, only for visits that start in that window (``services.<s>.slowdowns``)."""
 
     acts_on: ClassVar[str] = "model"
     kind: Literal["slow_dependency"]
     service: Name
     factor: Annotated[float, Field(gt=1, le=1e4, allow_inf_nan=False)]
+    start: NonNegSeconds | None = None
+    end: Seconds | None = None
+
+    def window(self):
+        return (self.start or 0.0, self.end if self.end is not None else math.inf)
 
     def model_edits(self, model):
         svc = _service(model, self.service, self.kind)
+        if self.start is not None or self.end is not None:
+            return {f"services.{self.service}.slowdowns": [
+                {"start_s": self.start or 0.0, "end_s": self.end, "factor": self.factor}]}
         dump = svc.model_dump(by_alias=True)
         edits = {f"services.{self.service}.service_time_s": _scaled(_as_dist(dump["service_time_s"]), self.factor)}
         for c, d in dump.get("service_time_s_by_class", {}).items():
@@ -253,19 +266,26 @@ def _as_dist(d):
 
 class InstanceFailure(EdgeCase):
     """Each instance of ``service`` fails after an exponential uptime of mean
-    ``mean_time_to_failure`` and comes back at ``recovery_rate`` per second."""
+    ``mean_time_to_failure`` and comes back at ``recovery_rate`` per second; with ``start`` or
+    ``end``, failures begin only in that window (a recovery under way at its end completes)."""
 
     acts_on: ClassVar[str] = "model"
     kind: Literal["instance_failure"]
     service: Name
     mean_time_to_failure: Seconds
     recovery_rate: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
+    start: NonNegSeconds = 0.0
+    end: Seconds | None = None
+
+    def window(self):
+        return (self.start, self.end if self.end is not None else math.inf)
 
     def model_edits(self, model):
         _service(model, self.service, self.kind)
         return {f"services.{self.service}.failures": {
             "time_to_failure_s": {"dist": "exponential", "mean": self.mean_time_to_failure},
-            "recovery_rate_per_s": self.recovery_rate, "recovery_time": "exponential"}}
+            "recovery_rate_per_s": self.recovery_rate, "recovery_time": "exponential",
+            "start_s": self.start, "end_s": self.end}}
 
 
 def _service(model: SystemModel, name: str, where: str):
@@ -310,6 +330,9 @@ def parse(data, *, source: str = "scenarios") -> list[EdgeCase]:
             index, _kind, *fields = err["loc"]
             where = f"scenarios[{index}]" + "".join(f".{f}" for f in fields)
             message = {"extra_forbidden": "unknown field", "missing": "field required"}.get(err["type"], err["msg"])
+            if err["type"] == "value_error":  # a check across fields names its field first
+                field, _, message = err["msg"].removeprefix("Value error, ").partition(": ")
+                where += f".{field}"
             problems.append(Problem(where, message, source))
         raise SpecError(problems) from None
 

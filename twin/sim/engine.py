@@ -21,7 +21,7 @@ from ..spec.model import MAX_SAMPLES
 from .cache import STORES
 from .nodes import INCOMPLETE, Backoff, CacheNode, Call, Instance, Request, ServiceNode, Slots
 from .results import CLIENT_SPAN, SERVER_SPAN, CacheStats, FrozenMap, ReplicationResult, RequestRecords, ServiceStats, SpanRecords, TimeSeries
-from .streams import Uniforms, draws, substream
+from .streams import Slowed, Uniforms, draws, substream
 from .workload import Workload
 
 CHUNK = 4096
@@ -62,6 +62,8 @@ class _Engine:
             if name in m.services:
                 s = m.services[name]
                 st = [draws(s.service_time_for(c), seq, "service_time", name, c) for c in classes]
+                if s.slowdowns:
+                    st = [Slowed(d, env, s.slowdowns) for d in st]
                 insts = [Instance(env, i, s.workers, {p: Slots(env, pool.size) for p, pool in s.pools.items()})
                          for i in range(s.instances)]
                 self.nodes[name] = ServiceNode(self, name, code, s, st, insts, Uniforms(substream(seq, "lb", name)))
@@ -173,10 +175,15 @@ class _Engine:
         if self.in_flight == 0 and self.arrivals_done:
             self.all_done.succeed()
 
-    def _failures(self, inst, ttf, recovery):
+    def _failures(self, inst, ttf, recovery, start, end):
         env = self.env
+        if start > 0:
+            yield env.timeout(start)
         while True:
-            yield env.timeout(ttf.next())
+            up = ttf.next()
+            if env.now + up >= end:
+                return
+            yield env.timeout(up)
             inst.fail()
             yield env.timeout(recovery.next())
             inst.recover()
@@ -220,7 +227,8 @@ class _Engine:
                     shape = Deterministic(dist=kind, value=1 / rate) if kind == "deterministic" else \
                         Exponential(dist=kind, mean=1 / rate)
                     recovery = draws(shape, self.seq, "recovery", *tag)
-                    env.process(self._failures(inst, ttf, recovery))
+                    end = math.inf if s.failures.end_s is None else s.failures.end_s
+                    env.process(self._failures(inst, ttf, recovery, s.failures.start_s, end))
         env.process(self._arrivals())
         env.process(self._sampler(series))
         env.run(until=self.end)

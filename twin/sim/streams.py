@@ -11,6 +11,7 @@ one numpy call per event.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -63,6 +64,26 @@ class _Unit:
     @staticmethod
     def sample(rng, n):
         return rng.random(n)
+
+
+class Slowed:
+    """Draws multiplied by a factor while the clock is in one of the windows (a degraded
+    dependency); the same interface as ``Draws``."""
+
+    __slots__ = ("_draws", "_env", "_windows")
+
+    def __init__(self, draws, env, windows):
+        self._draws = draws
+        self._env = env
+        self._windows = [(w.start_s, math.inf if w.end_s is None else w.end_s, w.factor) for w in windows]
+
+    def next(self) -> float:
+        value = self._draws.next()
+        now = self._env.now
+        for start, end, factor in self._windows:
+            if start <= now < end:
+                value *= factor
+        return value
 
 
 def Uniforms(rng: np.random.Generator) -> Draws:  # noqa: N802 (reads as a type at call sites)

@@ -117,12 +117,32 @@ class Failures(Strict):
     time_to_failure_s: Distribution
     recovery_rate_per_s: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
     recovery_time: Literal["exponential", "deterministic"] = "exponential"
+    #: failures start only in [start_s, end_s) of the run (uptime counts from start_s); a
+    #: recovery under way at end_s still completes
+    start_s: NonNegSeconds = 0.0
+    end_s: Seconds | None = None
 
     @model_validator(mode="after")
     def _not_flapping(self):
         if self.time_to_failure_s.mean() < 1e-3:
             raise ValueError(f"expected a mean time to failure of at least 1 ms, got "
                              f"{self.time_to_failure_s.mean():g} s")
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"expected end_s after start_s, got {self.end_s:g} <= {self.start_s:g}")
+        return self
+
+
+class Slowdown(Strict):
+    """Service times ``factor`` times longer for visits that start in [start_s, end_s)."""
+
+    start_s: NonNegSeconds = 0.0
+    end_s: Seconds | None = None
+    factor: Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"expected end_s after start_s, got {self.end_s:g} <= {self.start_s:g}")
         return self
 
 
@@ -144,6 +164,7 @@ class Service(Strict):
     call_mode: Literal["sequential", "parallel"] = "sequential"
     calls_hold_worker: bool = True
     failures: Failures | None = None
+    slowdowns: list[Slowdown] = []
     pools: dict[Name, Pool] = {}
     price_per_instance_hour: NonNegFloat | None = None
 
