@@ -42,8 +42,11 @@ def test_model_is_frozen(write_yaml):
     # wrong type
     ("    instances: many\n", ":8: services.api.instances", "expected an integer, got 'many'"),
     # unknown distribution
-    ("    service_time_s: {dist: pareto, mean: 1}\n", "services.api.service_time_s.dist",
-     "unknown distribution 'pareto'"),
+    ("    service_time_s: {dist: cauchy, mean: 1}\n", "services.api.service_time_s.dist",
+     "unknown distribution 'cauchy'"),
+    # a power law whose mean is infinite
+    ("    service_time_s: {dist: pareto, scale: 0.01, alpha: 0.9}\n", "services.api.service_time_s",
+     "expected alpha > 1 (a finite mean) or a cut-off 'high'; got alpha=0.9"),
 ])
 def test_bad_service_fields(write_yaml, edit, where, expected):
     text = MINIMAL.replace("    workers: 2\n    service_time_s: {dist: exponential, mean: 0.01}\n",
@@ -54,6 +57,21 @@ def test_bad_service_fields(write_yaml, edit, where, expected):
     [line] = problems(path)
     assert line.startswith(str(path))
     assert where in line and expected in line
+
+
+def test_pareto_moments_with_and_without_a_cut_off():
+    import numpy as np
+
+    from twin.spec.distributions import Pareto
+
+    rng = np.random.default_rng(0)
+    for d in (Pareto(dist="pareto", scale=1000, alpha=2.5), Pareto(dist="pareto", scale=1000, alpha=0.8, high=1e6),
+              Pareto(dist="pareto", scale=1000, alpha=2.0, high=1e5)):
+        x = d.sample(rng, 400_000)
+        assert x.min() >= 1000 and (d.high is None or x.max() <= d.high)
+        assert abs(x.mean() / d.mean() - 1) < 0.03, d
+    heavy = Pareto(dist="pareto", scale=1.0, alpha=1.5)
+    assert heavy.mean() == 3.0 and heavy.second_moment() == float("inf")  # a finite mean, an infinite variance
 
 
 def test_negative_rate(write_yaml):

@@ -148,6 +148,47 @@ class Weibull(_Dist):
         return self.scale * rng.weibull(self.shape, n)
 
 
+class Pareto(_Dist):
+    """A power-law tail: P(X > x) = (scale / x)^alpha for x >= scale, cut at ``high`` when given
+    (then the law is renormalised on [scale, high]).  Without ``high``, alpha must exceed 1, or
+    the mean is infinite and no finite load or queue follows from it; with alpha <= 2 the
+    variance is infinite (``second_moment`` says so)."""
+
+    dist: Literal["pareto"]
+    scale: PosMagnitude
+    alpha: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    high: PosMagnitude | None = None
+
+    @model_validator(mode="after")
+    def _finite_mean(self):
+        if self.high is None and self.alpha <= 1:
+            raise ValueError(f"alpha: expected alpha > 1 (a finite mean) or a cut-off 'high'; got alpha={self.alpha:g}, "
+                             f"whose mean is infinite")
+        if self.high is not None and self.high <= self.scale:
+            raise ValueError(f"high: expected a cut-off above scale ({self.scale:g}), got {self.high:g}")
+        return self
+
+    def _moment(self, k):
+        a, xm = self.alpha, self.scale
+        if self.high is None:
+            return a * xm**k / (a - k) if a > k else math.inf
+        h = self.high
+        norm = a * xm**a / -math.expm1(a * math.log(xm / h))
+        if a == k:
+            return norm * math.log(h / xm)
+        return norm * (h ** (k - a) - xm ** (k - a)) / (k - a)
+
+    def mean(self):
+        return self._moment(1)
+
+    def second_moment(self):
+        return self._moment(2)
+
+    def sample(self, rng, n):
+        kept = 1.0 if self.high is None else -math.expm1(self.alpha * math.log(self.scale / self.high))
+        return self.scale * (1.0 - rng.random(n) * kept) ** (-1.0 / self.alpha)
+
+
 class Empirical(_Dist):
     """Resamples the given observations (with replacement)."""
 
@@ -176,9 +217,10 @@ def _number_is_deterministic(value):
 
 
 Distribution = Annotated[
-    Union[Exponential, Deterministic, Uniform, Lognormal, Gamma, Weibull, Empirical],
+    Union[Exponential, Deterministic, Uniform, Lognormal, Gamma, Weibull, Pareto, Empirical],
     Field(discriminator="dist"),
     BeforeValidator(_number_is_deterministic),
 ]
 
-DISTRIBUTION_NAMES = ("exponential", "deterministic", "uniform", "lognormal", "gamma", "weibull", "empirical")
+DISTRIBUTION_NAMES = ("exponential", "deterministic", "uniform", "lognormal", "gamma", "weibull", "pareto",
+                      "empirical")
