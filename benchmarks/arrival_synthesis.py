@@ -7,7 +7,9 @@ pieces, the same inverse), each best of ``--repeats`` in this process after a wa
 time of ``warm_up`` (compiling every kernel) is measured in a fresh process with an empty numba
 cache, and with a warm on-disk cache in another.  Last, in a fresh process, the peak memory of
 a whole ten-million-arrival workload (times, classes, sizes, keys, sessions) made by
-``twin.load.profile_workload.workload`` from a day's profile for the reference shop.
+``twin.load.profile_workload.workload`` from a day's profile for the reference shop.  And one
+forward-backward pass of the MMPP fit (``hmm_forward_backward``) against its numpy reference,
+which steps through the bins in Python as the fit did before.
 
     python benchmarks/arrival_synthesis.py [--repeats 3]
 """
@@ -97,6 +99,13 @@ def main() -> None:
     numba.set_num_threads(1)
     single, _ = best(lambda rng: _kernels.nhpp_times(t, r, rng), args.repeats)
     numba.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    emit = rng.random((100_000, 3)) + 1e-3
+    trans = rng.random((3, 3))
+    trans /= trans.sum(axis=1, keepdims=True)
+    pi = np.full(3, 1 / 3)
+    fb_fast, _ = best(lambda _: _kernels.hmm_forward_backward(emit, trans, pi)[2], args.repeats)
+    fb_slow, _ = best(lambda _: _kernels.hmm_forward_backward_reference(emit, trans, pi)[2], 1)
     import json
     from pathlib import Path
 
@@ -108,7 +117,9 @@ def main() -> None:
           f"M/s ({slow:.3f} s): {slow / fast:.1f}x; numba on 1 thread {n_fast / single / 1e6:.1f} M/s: "
           f"{slow / single:.1f}x | warm_up (every kernel): compile {cold:.2f} s with an empty cache, "
           f"{warm:.2f} s from the on-disk cache | a workload of {mem['arrivals']:,} arrivals with classes, sizes, "
-          f"keys and sessions: peak +{mem['growth'] / 2**20:,.0f} MiB")
+          f"keys and sessions: peak +{mem['growth'] / 2**20:,.0f} MiB | MMPP fit, one EM forward-backward over 100,000 "
+          f"bins x 3 states: numba {fb_fast * 1e3:.1f} ms, numpy a bin at a time {fb_slow * 1e3:.0f} ms: "
+          f"{fb_slow / fb_fast:.0f}x")
 
 
 if __name__ == "__main__":

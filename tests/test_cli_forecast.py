@@ -198,3 +198,15 @@ def test_synth_from_sessions_fitted_on_a_trace(tmp_path):
     assert "graph fitted from 400" in out.stdout
     w = pd.read_csv(tmp_path / "w.csv")
     assert set(w["class"]) <= {"browse", "search"} and (w["session"] >= 0).all()
+
+
+def test_synth_with_bursts_fitted_on_the_azure_trace(tmp_path):
+    idx = pd.date_range("2026-01-01", periods=12, freq="5min", tz="UTC")
+    pd.DataFrame({"timestamp": idx, "requests_per_s": np.full(12, 5.0)}).to_csv(tmp_path / "p.csv", index=False)
+    out = twin("synth", tmp_path / "p.csv", "--model", "models/validation/mm1.yaml", "--bursts-from",
+               "tests/fixtures/traces/azure_llm_conv_5000.csv", "--columns", "timestamp=TIMESTAMP", "--time-zone",
+               "UTC", "-o", tmp_path / "w.parquet")
+    assert out.returncode == 0, out.stderr
+    assert "MMPP from" in out.stdout and "levels" in out.stdout
+    w = pd.read_parquet(tmp_path / "w.parquet")
+    assert abs(len(w) / (5.0 * 3600) - 1) < 0.1

@@ -525,10 +525,21 @@ def cmd_synth(args) -> int:
         from .load.sessions import fit_sessions
         from .traces import read_traces
 
-        trace, _ = read_traces([args.sessions_from])
+        trace, _ = read_traces([args.sessions_from], columns=args.columns, time_zone=args.time_zone)
         graph = fit_sessions(trace[trace["parent_id"].isna()] if "parent_id" in trace else trace)
+    bursts = None
+    if args.bursts_from:
+        from .load.fit import fit_mmpp
+        from .traces import read_traces
+
+        trace, _ = read_traces([args.bursts_from], columns=args.columns, time_zone=args.time_zone)
+        roots = trace[trace["parent_id"].isna()] if "parent_id" in trace else trace
+        stamps = roots["timestamp"]
+        t = np.sort((stamps - stamps.min()).dt.total_seconds().to_numpy())
+        bursts = fit_mmpp(t, float(t[-1]) if len(t) else 0.0, states=args.burst_states)
     load_rng, edit_rng = np.random.default_rng(args.seed).spawn(2)
-    w = workload(profile, model, load_rng, quantile=args.quantile, start=args.start, end=args.end, sessions=graph)
+    w = workload(profile, model, load_rng, quantile=args.quantile, start=args.start, end=args.end, sessions=graph,
+                 bursts=bursts)
     edited = None
     if cases:
         edited, w = scenarios.apply(cases, model, w, edit_rng)
@@ -561,6 +572,10 @@ def cmd_synth(args) -> int:
     if graph is not None:
         t.add_row("sessions", f"{len(np.unique(w.session)):,} (graph fitted from {graph.sessions:,}: "
                               f"{graph.mean_requests():.2f} requests, {graph.mean_session_s():.0f} s each)")
+    if bursts is not None:
+        levels = bursts.rates / bursts.rate_per_s
+        t.add_row("bursts", f"MMPP from {args.bursts_from}: levels {', '.join(f'{x:.2f}x' for x in levels)} of the "
+                            f"rate, mean stays {', '.join(f'{1 / v:.3g} s' if v > 0 else 'forever' for v in bursts.leave)}")
     console.print(t)
     for case in cases:
         console.print(f"edge case: {case.kind} ({case.acts_on})")
@@ -758,6 +773,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions-from", type=Path, metavar="TRACE",
                    help="user sessions: fit the session graph (entry class, next class, think time) from a trace "
                         "with session ids, and drive it with the profile's user_concurrency")
+    p.add_argument("--bursts-from", type=Path, metavar="TRACE",
+                   help="bursts: fit a Markov-modulated Poisson process to a trace's arrivals and modulate the "
+                        "profile's rate by its levels (mean 1), keeping the trace's sub-minute burstiness")
+    p.add_argument("--burst-states", type=int, choices=range(2, 6), default=3, metavar="{2..5}",
+                   help="hidden states of the burst process (default 3)")
+    p.add_argument("--columns", type=_mapping, metavar="NAME=COLUMN,...",
+                   help="column mapping for a CSV/Parquet trace, e.g. timestamp=TIMESTAMP")
+    p.add_argument("--time-zone", help="zone of the trace's timestamps written without one, e.g. UTC")
     p.add_argument("--scenario", type=Path, metavar="FILE",
                    help="edge cases (YAML: a list, or scenarios: [...]): flash_crowd, ramp, large_uploads, "
                         "heavy_queries act on the load; retry_storm, slow_dependency, instance_failure on the model, "

@@ -6,6 +6,7 @@ from scipy import stats
 
 from twin.load import _kernels as K
 from twin.load.arrivals import LoadError, hawkes, mmpp, nhpp, stationary
+from twin.load.fit import dispersion
 
 TWO_STATES = dict(rates=[2.0, 40.0], leave=[0.05, 0.5], jump=[[0.0, 1.0], [1.0, 0.0]])
 
@@ -123,3 +124,43 @@ def test_a_process_forked_after_a_parallel_fill_can_fill_again():
     assert numba.threading_layer() != "omp"
     with multiprocessing.get_context("fork").Pool(2) as pool:
         assert pool.map(_large_load, [0, 0]) == [expected, expected]
+
+
+def test_markov_path_and_forward_backward_match_their_references():
+    leave = np.array([0.5, 0.1, 2.0])
+    jump = np.array([[0.0, 0.7, 0.3], [0.5, 0.0, 0.5], [0.9, 0.1, 0.0]])
+    a = K.markov_path(leave, jump, 1, 5000.0, np.random.default_rng(2))
+    b = K.markov_path_reference(leave, jump, 1, 5000.0, np.random.default_rng(2))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[0][0] == 0 and a[1][0] == 1
+    # time in each state: the stationary law
+    stays = np.diff(np.r_[a[0], 5000.0])
+    share = np.bincount(a[1], weights=stays, minlength=3) / 5000.0
+    np.testing.assert_allclose(share, stationary(leave, jump), atol=0.05)
+    rng = np.random.default_rng(3)
+    emit = rng.random((500, 3)) + 1e-3
+    trans = rng.random((3, 3))
+    trans /= trans.sum(axis=1, keepdims=True)
+    for x, y in zip(K.hmm_forward_backward(emit, trans, np.full(3, 1 / 3)),
+                    K.hmm_forward_backward_reference(emit, trans, np.full(3, 1 / 3))):
+        np.testing.assert_allclose(x, y, rtol=1e-12)  # a matrix product may sum in another order
+
+
+def test_bursts_modulate_a_profile_and_keep_its_mean():
+    import pandas as pd
+
+    from tests.conftest import MODELS
+    from twin.load.fit import MMPPFit
+    from twin.load.profile_workload import workload
+    from twin.spec import load_model
+
+    model = load_model(MODELS / "validation" / "mm1.yaml")
+    idx = pd.date_range("2026-01-01", periods=24, freq="5min", tz="UTC")
+    profile = pd.DataFrame({"requests_per_s": np.linspace(10, 30, 24)}, index=idx)
+    bursts = MMPPFit(np.array([1.0, 9.0]), np.array([0.1, 0.4]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0.1, 0.0)
+    counts = [len(workload(profile, model, np.random.default_rng(s), bursts=bursts)) for s in range(6)]
+    expected = (profile["requests_per_s"] * 300).sum()
+    assert abs(np.mean(counts) / expected - 1) < 0.05
+    w = workload(profile, model, np.random.default_rng(0), bursts=bursts)
+    plain = workload(profile, model, np.random.default_rng(0))
+    assert np.all(np.diff(w.time_s) >= 0)
+    assert dispersion(w.time_s, 10.0, 7200.0) > 5 * dispersion(plain.time_s, 10.0, 7200.0)

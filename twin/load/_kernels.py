@@ -389,6 +389,102 @@ def session_requests_reference(starts, entry_cdf, next_cdf, think_mean, duration
     return np.array(times, np.float64), np.array(classes, np.int64), np.array(sessions, np.int64)
 
 
+@njit(cache=True)
+def markov_path(leave, jump, start_state, duration, rng):
+    """The path of a continuous-time Markov chain on [0, duration): the times it enters a state
+    (the first is 0) and those states.  State s is left at rate ``leave[s]`` for j with
+    probability ``jump[s, j]``."""
+    times = np.empty(64, np.float64)
+    states = np.empty(64, np.int64)
+    t, s, n = 0.0, start_state, 0
+    while t < duration:
+        if n == len(times):
+            times, states = _grow(times, n + 1), _grow(states, n + 1)
+        times[n], states[n] = t, s
+        n += 1
+        if leave[s] <= 0:
+            break
+        t += rng.standard_exponential() / leave[s]
+        u, acc, nxt = rng.random(), 0.0, 0
+        for j in range(len(leave)):
+            acc += jump[s, j]
+            nxt = j
+            if u < acc:
+                break
+        s = nxt
+    return times[:n].copy(), states[:n].copy()
+
+
+def markov_path_reference(leave, jump, start_state, duration, rng):
+    """``markov_path`` in plain Python."""
+    times, states, t, s = [], [], 0.0, start_state
+    while t < duration:
+        times.append(t)
+        states.append(s)
+        if leave[s] <= 0:
+            break
+        t += rng.standard_exponential() / leave[s]
+        u, acc, nxt = rng.random(), 0.0, 0
+        for j in range(len(leave)):
+            acc += jump[s, j]
+            nxt = j
+            if u < acc:
+                break
+        s = nxt
+    return np.array(times, np.float64), np.array(states, np.int64)
+
+
+@njit(cache=True)
+def hmm_forward_backward(emit, a, pi):
+    """Scaled forward-backward of a hidden Markov chain: emission likelihoods ``emit`` (bins,
+    states), transition matrix ``a``, first-state law ``pi``.  Returns (alpha, beta, c) with the
+    state posteriors alpha * beta and the log-likelihood sum(log c)."""
+    n, k = emit.shape
+    alpha = np.empty((n, k))
+    beta = np.ones((n, k))
+    c = np.empty(n)
+    total = 0.0
+    for j in range(k):
+        alpha[0, j] = pi[j] * emit[0, j]
+        total += alpha[0, j]
+    c[0] = total
+    alpha[0] /= total
+    for i in range(1, n):
+        total = 0.0
+        for j in range(k):
+            v = 0.0
+            for h in range(k):
+                v += alpha[i - 1, h] * a[h, j]
+            alpha[i, j] = v * emit[i, j]
+            total += alpha[i, j]
+        c[i] = total
+        for j in range(k):
+            alpha[i, j] /= total
+    for i in range(n - 2, -1, -1):
+        for h in range(k):
+            v = 0.0
+            for j in range(k):
+                v += a[h, j] * emit[i + 1, j] * beta[i + 1, j]
+            beta[i, h] = v / c[i + 1]
+    return alpha, beta, c
+
+
+def hmm_forward_backward_reference(emit, a, pi):
+    """``hmm_forward_backward`` in numpy, a bin at a time."""
+    n, k = emit.shape
+    alpha, beta, c = np.empty((n, k)), np.ones((n, k)), np.empty(n)
+    alpha[0] = pi * emit[0]
+    c[0] = alpha[0].sum()
+    alpha[0] /= c[0]
+    for i in range(1, n):
+        alpha[i] = (alpha[i - 1] @ a) * emit[i]
+        c[i] = alpha[i].sum()
+        alpha[i] /= c[i]
+    for i in range(n - 2, -1, -1):
+        beta[i] = (a @ (emit[i + 1] * beta[i + 1])) / c[i + 1]
+    return alpha, beta, c
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel, once per process."""
     rng = np.random.default_rng(0)
@@ -398,8 +494,12 @@ def warm_up() -> None:
     mmpp_times(np.array([1.0, 2.0]), np.array([1.0, 1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0, 1.0, rng)
     hawkes_times(1.0, 0.5, 1.0, 1.0, rng)
     hawkes_loglik(np.array([0.5]), 1.0, 1.0, 0.5, 1.0)
+    markov_path(np.array([1.0, 1.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0, 1.0, rng)
+    hmm_forward_backward(np.ones((2, 2)), np.full((2, 2), 0.5), np.full(2, 0.5))
     session_requests(np.array([0.0]), np.array([1.0]), np.array([[0.5, 1.0]]), np.array([1.0]), 1.0, rng)
 
 
-__all__ = ["hawkes_loglik", "hawkes_times", "hawkes_times_reference", "mmpp_times", "mmpp_times_reference", "nhpp_times",
+__all__ = ["hawkes_loglik", "hawkes_times", "hawkes_times_reference", "hmm_forward_backward",
+           "hmm_forward_backward_reference", "markov_path", "markov_path_reference", "mmpp_times",
+           "mmpp_times_reference", "nhpp_times",
            "nhpp_times_numpy", "nhpp_times_reference", "session_requests", "session_requests_reference", "warm_up"]

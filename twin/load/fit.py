@@ -96,7 +96,7 @@ class MMPPFit:
 def fit_mmpp(times, duration_s: float, *, states: int = 2, bin_s: float | None = None, iterations: int = 200,
              tol: float = 1e-7) -> MMPPFit:
     """An MMPP for arrival ``times``: a hidden Markov model with Poisson counts per ``bin_s`` bin,
-    fitted by expectation-maximisation (scaled forward-backward), its per-bin transition matrix
+    fitted by expectation-maximisation (scaled forward-backward, a numba kernel), its per-bin transition matrix
     turned into rates (a state is left at -ln(p_stay) / bin_s per s).  Bins must be short against
     the states' stays, or a state's rate is diluted by its neighbours: by default about one
     arrival per bin (at most 1 s, at least 1/100,000 of the duration).  States come out sorted
@@ -120,18 +120,7 @@ def fit_mmpp(times, duration_s: float, *, states: int = 2, bin_s: float | None =
     for _ in range(iterations):
         emit = np.exp(y[:, None] * np.log(lam[None, :]) - lam[None, :] - logfact[:, None])
         emit = np.maximum(emit, 1e-300)
-        alpha = np.empty((n_bins, states))
-        c = np.empty(n_bins)
-        alpha[0] = pi * emit[0]
-        c[0] = alpha[0].sum()
-        alpha[0] /= c[0]
-        for i in range(1, n_bins):
-            alpha[i] = (alpha[i - 1] @ a) * emit[i]
-            c[i] = alpha[i].sum()
-            alpha[i] /= c[i]
-        beta = np.ones((n_bins, states))
-        for i in range(n_bins - 2, -1, -1):
-            beta[i] = (a @ (emit[i + 1] * beta[i + 1])) / c[i + 1]
+        alpha, beta, c = _kernels.hmm_forward_backward(emit, a, pi)
         gamma = alpha * beta
         xi = (alpha[:-1, :, None] * a[None] * (emit[1:] * beta[1:])[:, None, :]) / c[1:, None, None]
         pi = gamma[0]

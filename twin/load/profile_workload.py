@@ -6,7 +6,10 @@ turns a window of it into arrivals: a non-homogeneous Poisson process whose rate
 between the steps' centres (each step's value is its average rate), at the chosen quantile of
 the forecast (the median by default; 0.9 to tune for a busy day); classes drawn per arrival from
 its step's mix, or the model's shares; payload sizes and keys from the model, as calibration
-found them.
+found them.  With ``bursts`` (an MMPP fitted on a trace, ``twin.load.fit.fit_mmpp``), the rate is
+multiplied by a hidden Markov level of mean 1 (each state's rate over the fit's mean): a doubly
+stochastic Poisson process that keeps the profile's mean and the trace's bursts, their heights
+and how long they last.
 
 >>> import numpy as np, pandas as pd
 >>> from twin.spec import load_model
@@ -26,7 +29,8 @@ import pandas as pd
 
 from ..sim.workload import Workload, fill_request_data
 from ..spec import SystemModel
-from .arrivals import LoadError, nhpp
+from . import _kernels
+from .arrivals import LoadError, nhpp, stationary
 
 
 def rate_column(profile: pd.DataFrame, target: str = "requests_per_s", quantile: float | None = None) -> str:
@@ -55,11 +59,12 @@ def profile_rates(profile: pd.DataFrame, quantile: float | None = None) -> np.nd
 
 
 def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator, *,
-             quantile: float | None = None, start=None, end=None, sessions=None) -> Workload:
+             quantile: float | None = None, start=None, end=None, sessions=None, bursts=None) -> Workload:
     """Arrivals over the profile's steps in [``start``, ``end``) (default: all of them); times in
     seconds from the first step's start.  With ``sessions`` (a ``twin.load.sessions.SessionModel``)
     the requests come from user sessions that keep the profile's ``user_concurrency`` (at the
-    quantile) active, classes by the session graph, and carry their session numbers."""
+    quantile) active, classes by the session graph, and carry their session numbers.  With
+    ``bursts`` (a ``twin.load.fit.MMPPFit``) the rate is modulated by its hidden levels."""
     if not isinstance(profile.index, pd.DatetimeIndex) or len(profile) < 1:
         raise LoadError("load profile: expected one row per step on a time index (a profile from twin forecast)")
     if start is not None or end is not None:
@@ -70,6 +75,8 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
             raise LoadError(f"load profile: no step in [{lo}, {hi})")
     step = _step(profile).total_seconds()
     if sessions is not None:
+        if bursts is not None:
+            raise LoadError("bursts: not with sessions; session starts follow the profile's user concurrency")
         return _session_workload(profile, model, rng, quantile, sessions, step)
     rates = profile_rates(profile, quantile)
     n = len(rates)
@@ -78,13 +85,30 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
     knots_t = np.r_[0.0, (np.arange(n) + 0.5) * step, duration]
     knots_r = np.r_[rates[0], rates, rates[-1]]
     times_rng, class_rng, data_rng = rng.spawn(3)
-    t = nhpp(knots_t, knots_r, times_rng)
+    if bursts is None:
+        t = nhpp(knots_t, knots_r, times_rng)
+    else:
+        t = _kernels.nhpp_times(*modulated(knots_t, knots_r, bursts, duration, times_rng), times_rng)
     names = tuple(model.classes)
     probs = _mix(profile, model, names)
     which = np.minimum((t // step).astype(np.int64), n - 1)
     codes = _draw_classes(probs[which], class_rng)
     size, key = fill_request_data(model, codes, data_rng)
     return Workload(t, codes, size, key, np.full(len(t), -1, np.int64), names, float(duration))
+
+
+def modulated(knots_t, knots_r, bursts, duration: float, rng: np.random.Generator):
+    """The piecewise-linear rate (knots) multiplied by the MMPP's level path over [0, duration):
+    a level holds between switches, so each switch is a pair of knots at one time (a jump)."""
+    levels = np.asarray(bursts.rates, float) / bursts.rate_per_s
+    first = int(rng.choice(len(levels), p=stationary(bursts.leave, bursts.jump)))
+    switch_t, states = _kernels.markov_path(np.asarray(bursts.leave, float), np.asarray(bursts.jump, float), first,
+                                            float(duration), rng)
+    t = np.union1d(knots_t, switch_t)
+    base = np.interp(t, knots_t, knots_r)
+    level = levels[states[np.searchsorted(switch_t, t[:-1], side="right") - 1]]  # on [t_i, t_i+1)
+    return (np.column_stack([t[:-1], t[1:]]).ravel(),
+            np.column_stack([base[:-1] * level, base[1:] * level]).ravel())
 
 
 def _session_workload(profile, model, rng, quantile, sessions, step) -> Workload:
@@ -187,4 +211,4 @@ def summary(w: Workload) -> dict:
             "distinct_keys": int(len(np.unique(w.key[w.key >= 0])))}
 
 
-__all__ = ["profile_rates", "rate_column", "read_profile", "summary", "workload"]
+__all__ = ["modulated", "profile_rates", "rate_column", "read_profile", "summary", "workload"]
