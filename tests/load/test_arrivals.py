@@ -109,21 +109,27 @@ def test_bad_parameters_name_the_field(call, message):
         call(np.random.default_rng(0))
 
 
-def _large_load(seed):
+FORK_AFTER_PARALLEL = """
+import multiprocessing, numba, numpy as np
+from twin.load import _kernels as K
+def n(seed):
     return len(K.nhpp_times(np.array([0.0, 5000.0]), np.array([50.0, 50.0]), np.random.default_rng(seed)))
+expected = n(0)
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    assert pool.map(n, [0, 0]) == [expected, expected]
+print(numba.threading_layer())
+"""
 
 
 def test_a_process_forked_after_a_parallel_fill_can_fill_again():
     """Replications fork workers; GNU OpenMP would abort such a child, so the kernels select a
-    fork-safe threading layer."""
-    import multiprocessing
+    fork-safe threading layer.  In a fresh process (this one may hold JAX, which must not fork)."""
+    import subprocess
+    import sys
 
-    import numba
-
-    expected = _large_load(0)
-    assert numba.threading_layer() != "omp"
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        assert pool.map(_large_load, [0, 0]) == [expected, expected]
+    out = subprocess.run([sys.executable, "-c", FORK_AFTER_PARALLEL], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("workqueue", "tbb")
 
 
 def test_markov_path_and_forward_backward_match_their_references():

@@ -1,0 +1,116 @@
+"""Sweeps on the twin: the constrained optimum of an M/M/c against Erlang C, common random
+numbers, pruning, replications with ties, warm starts, resumption and clear errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from twin.spec import TwinError, load_model
+from twin.spec.experiment import Sweep
+from twin.sweep.study import create_study, finish, open_storage, run_study
+from twin.sweep.task import Evaluator, SweepTask, window_profile
+
+MMC = """
+name: mmc_sized
+classes:
+  job: {share: 1.0, entry: server}
+services:
+  server:
+    workers: 4
+    service_time_s: {dist: exponential, mean: 0.2}
+tunables:
+  workers: {type: int, low: 1, high: 8, targets: services.server.workers}
+"""
+
+
+def erlang_c_mean_latency(c, lam=16.0, mu=5.0):
+    a = lam / mu
+    if a >= c:
+        return math.inf
+    top = a**c / math.factorial(c) * c / (c - a)
+    p_wait = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
+    return p_wait / (c * mu - lam) + 1 / mu
+
+
+@pytest.fixture
+def mmc(tmp_path):
+    path = tmp_path / "mmc.yaml"
+    path.write_text(MMC)
+    return load_model(path)
+
+
+def task(model, name="mmc", **settings):
+    base = dict(maximize=["service.server.utilisation"], minimize=[], constraints={"latency_mean_s": 0.25},
+                trials=10, window=900, warmup=100, replications=5, finalists=3)
+    sweep = Sweep(**{**base, **settings})
+    return SweepTask(study=name, model=model.model_dump(by_alias=True),
+                     profile=window_profile({"requests_per_s": 16.0}, sweep.window), settings=sweep.model_dump(),
+                     seed=3)
+
+
+def test_the_sweep_finds_the_fewest_workers_that_meet_the_slo(mmc, tmp_path):
+    """Mean latency of M/M/c at 16/s, mean service 0.2 s (Erlang C): c=4 0.349 s, c=5 0.232 s,
+    c=6 0.207 s.  Under a 0.25 s bound, the busiest feasible setting is c=5."""
+    assert erlang_c_mean_latency(4) > 0.25 > erlang_c_mean_latency(5)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    t = task(mmc)
+    study = run_study(url, t)
+    result = finish(url, t)
+    assert result.winner is not None and result.winner.params == {"workers": 5}
+    est = result.winner.estimates["latency_mean_s"]
+    assert est.contains(erlang_c_mean_latency(5)) or abs(est.mean / erlang_c_mean_latency(5) - 1) < 0.05
+    assert result.winner.confident
+    verdicts = {c.params["workers"]: c.verdict for c in result.candidates}
+    assert verdicts.get(6, "loses") == "loses" and verdicts.get(4, "infeasible") == "infeasible"
+    # an unstable setting breaks the bound in the first third of the window already: pruned there
+    states = {t.params["workers"]: t.state.name for t in study.trials}
+    assert all(states[c] == "PRUNED" for c in states if c <= 3)
+    assert result.trials["complete"] + result.trials.get("pruned", 0) == 10
+    assert set(result.importance) <= {"workers"}
+
+
+def test_trials_share_the_workload_and_seed(mmc):
+    ev = Evaluator(task(mmc))
+    assert ev.workload(0) is ev.workload(0)
+    a, b = ev.run({"workers": 5}), ev.run({"workers": 5})
+    assert a == b  # same workload, same seed: the same numbers
+    c = ev.run({"workers": 6})
+    assert c["throughput_per_s"] == pytest.approx(a["throughput_per_s"], rel=0.01)  # the same arrivals
+    assert not np.array_equal(ev.workload(1).time_s[:50], ev.workload(0).time_s[:50])  # replication 1: new load
+
+
+def test_a_tie_is_reported_when_intervals_overlap(mmc, tmp_path):
+    """Minimising mean latency with 7 or 8 workers: both are M/M/c with a wait near zero, their
+    intervals overlap, and neither is declared better."""
+    url = f"sqlite:///{tmp_path / 'tie.db'}"
+    t = task(mmc, "tie", maximize=[], minimize=["latency_mean_s"], constraints={}, trials=8, prune=False,
+             tie_tolerance=0.0)
+    create_study(url, t, warm=[{"workers": 7}, {"workers": 8}])
+    run_study(url, t)
+    result = finish(url, t)
+    top = {c.params["workers"]: c.verdict for c in result.candidates}
+    assert {top.get(7), top.get(8)} == {"winner", "tie"}
+
+
+def test_warm_start_runs_first_and_a_rerun_resumes(mmc, tmp_path):
+    url = f"sqlite:///{tmp_path / 'warm.db'}"
+    t = task(mmc, "warm", trials=3)
+    study = run_study(url, t, warm=[{"workers": 6}, {"workers": 99}])  # 99 is outside the domain: skipped
+    first = sorted(study.trials, key=lambda x: x.number)[0]
+    assert first.params == {"workers": 6} and first.user_attrs["warm_start"]
+    assert len(study.trials) == 3
+    again = run_study(url, task(mmc, "warm", trials=5))  # more trials: it goes on from the three
+    assert len(again.trials) == 5
+    with pytest.raises(TwinError, match="exists in this storage with other settings"):
+        run_study(url, task(mmc, "warm", trials=5, window=600))
+
+
+@pytest.mark.parametrize("url,message", [
+    ("studies.db", "expected a database URL"),
+    ("redis://127.0.0.1:6379", "unsupported scheme 'redis'"),
+    ("postgresql://twin@127.0.0.1:1/nowhere", "cannot open it"),
+])
+def test_a_storage_that_cannot_be_used_is_named(url, message):
+    with pytest.raises(TwinError, match=message):
+        open_storage(url)

@@ -1,0 +1,509 @@
+"""Optuna studies on the twin, by ask and tell, on a storage any number of workers can share.
+
+``run_study`` creates (or resumes) the study of one ``SweepTask`` and runs its trials in
+``workers`` processes on this machine; ``work`` is one worker's loop, the same that ``twin sweep
+--worker`` runs on another machine against a PostgreSQL URL.  Workers record a heartbeat while a
+trial runs; a worker that dies leaves its trial stale, and the next worker to look marks it failed
+and queues a copy (Optuna's ``RetryHeartbeatStaleTrialCallback``), so no trial is lost and none
+is counted twice.
+
+A trial runs the twin once on the study's workload 0 with seed 0 (common random numbers).  With
+constraints and ``prune``, it first runs the first third of the window: a trial that already
+breaks a constraint by ``prune_factor`` there is pruned.  Without constraints, a single objective
+is pruned by Optuna's median rule on that partial value.  ``finish`` then re-runs the leading
+candidates on ``replications`` independent loads and declares a winner only with confidence
+intervals: a finalist whose interval overlaps the winner's is a tie.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from ..sim.replicate import _context
+from ..sim.stats import Estimate, estimate
+from ..spec import SystemModel, TwinError
+from .task import Evaluator, SweepTask, constraint_values
+
+HEARTBEAT_S = 3
+GRACE_S = 12
+TASK_ATTR = "twin.task"
+PARTIAL = 1 / 3  # the partial window a trial is judged on before it runs whole
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@contextmanager
+def _quiet():
+    """Optuna's warnings about experimental features, and that heartbeats are meant for
+    ``optimize`` (twin beats them itself around ask and tell), are not the user's business."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes", UserWarning)  # we give it a loss
+        yield
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats, or a ``TwinError`` that says why the URL cannot be used."""
+    if not isinstance(url, str) or "://" not in url:
+        raise TwinError(f"storage {url!r}: expected a database URL such as sqlite:///runs/x/studies.db or "
+                        f"postgresql://user@host:5432/db")
+    scheme = url.split("://", 1)[0]
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql") or scheme.startswith("mysql")):
+        raise TwinError(f"storage {url!r}: unsupported scheme {scheme!r}; expected sqlite, postgresql or mysql")
+    if scheme.startswith("postgresql") and "+" not in scheme:
+        url = "postgresql+psycopg" + url[len(scheme):]  # the driver twin installs
+    kwargs = {"connect_args": {"timeout": 60}} if scheme.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        with _quiet():
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except Exception as e:  # sqlalchemy raises many kinds; the user needs the URL and the reason
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TwinError(f"storage {_redact(url)}: cannot open it ({reason})") from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    head, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        rest = f"{user}:***@" + rest.split("@", 1)[1]
+    return head + sep + rest
+
+
+def distributions(model: SystemModel, names: list[str] | None) -> dict:
+    """Optuna distributions of the model's tunables (all of them, or ``names``)."""
+    out = {}
+    for name in names or list(model.tunables):
+        t = model.tunables[name]
+        if t.type == "categorical":
+            out[name] = CategoricalDistribution(list(t.choices))
+        elif t.type == "int":
+            out[name] = IntDistribution(int(t.low), int(t.high), log=t.log, step=int(t.step or 1))
+        else:
+            out[name] = FloatDistribution(t.low, t.high, log=t.log, step=t.step)
+    return out
+
+
+def make_sampler(task: SweepTask, worker: int = 0):
+    """The sampler of one worker: seeded from the task's seed and the worker's number."""
+    s = task.sweep
+    seed = int(np.random.SeedSequence([task.seed, worker]).generate_state(1)[0])
+    with _quiet():  # constraints reach the samplers through Trial.set_constraint
+        if s.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if s.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        if s.sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, max(3, s.trials // 5)))
+
+
+def load_study(storage, name: str, task: SweepTask | None = None, worker: int = 0) -> tuple[optuna.Study, SweepTask]:
+    """The study and its task (read from the study when not given)."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise TwinError(f"study {name!r}: not in this storage; it has {', '.join(known) or 'no studies'}") from None
+    if task is None:
+        text = study.user_attrs.get(TASK_ATTR)
+        if text is None:
+            raise TwinError(f"study {name!r} was not made by twin (no {TASK_ATTR} attribute)")
+        task = SweepTask.from_json(text)
+    study.sampler = make_sampler(task, worker)
+    if len(task.sweep.objectives) == 1 and not task.sweep.constraints and task.sweep.prune:
+        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
+    return study, task
+
+
+def create_study(storage, task: SweepTask, warm: list[dict] = ()) -> optuna.Study:
+    """Create the task's study (or find it, to resume) and queue the warm-start parameters."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    directions = [d for _, d in task.sweep.objectives]
+    study = optuna.create_study(storage=storage, study_name=task.study, directions=directions, load_if_exists=True)
+    old = study.user_attrs.get(TASK_ATTR)
+    if old is not None and _same_but_trials(old) != _same_but_trials(task.to_json()):
+        raise TwinError(f"study {task.study!r} exists in this storage with other settings or load; give the run "
+                        f"another name, or another storage, to start afresh")
+    study.set_user_attr(TASK_ATTR, task.to_json())  # a rerun may ask for more trials
+    if old is None:
+        study.set_user_attr("objectives", [m for m, _ in task.sweep.objectives])
+        study.set_user_attr("constraints", task.sweep.constraints)
+        model = task.system_model()
+        names = list(distributions(model, task.sweep.tunables))
+        for params in warm:
+            try:
+                fitted = {k: model.tunables[k].coerce(params[k]) for k in names}
+            except (KeyError, ValueError):  # swept over other tunables or bounds: not a start here
+                continue
+            study.enqueue_trial(fitted, user_attrs={"warm_start": True}, skip_if_exists=True)
+    return study
+
+
+def _same_but_trials(text: str) -> dict:
+    data = json.loads(text)
+    data["settings"] = {k: v for k, v in data["settings"].items() if k not in ("trials", "workers", "storage")}
+    return data
+
+
+class _Heartbeat:
+    """Records the trial's heartbeat while it runs (Optuna does this itself only in ``optimize``)."""
+
+    def __init__(self, storage, trial_id: int):
+        self.storage, self.trial_id = storage, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self):
+        while True:
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # a missed beat is retried; a dead storage ends the trial anyway
+                pass
+            if self.stop.wait(HEARTBEAT_S):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def _counts(study) -> dict[TrialState, int]:
+    out = {s: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state] += 1
+    return out
+
+
+def _fail_stale(study):
+    with _quiet():
+        optuna.storages.fail_stale_trials(study)
+
+
+def objective_values(metrics: dict, sweep) -> list[float] | None:
+    values = [float(metrics.get(m, math.nan)) for m, _ in sweep.objectives]
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, ev: Evaluator, dists: dict) -> TrialState:
+    """One trial: partial window (pruning), whole window, told to the study."""
+    s = ev.sweep
+    params = {k: trial.params[k] for k in dists}
+    trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
+    if s.prune:
+        partial = ev.run(params, 0, fraction=PARTIAL)
+        excess = constraint_values(partial, s.constraints)
+        values = objective_values(partial, s)
+        if values is not None and len(values) == 1:
+            trial.report(values[0], step=0)
+        hopeless = any(c > s.prune_factor - 1 for c in excess) if excess else (
+            len(s.objectives) == 1 and values is not None and trial.should_prune())
+        if hopeless:
+            trial.set_user_attr("pruned_on", {k: partial.get(k) for k in [*s.constraints, *[m for m, _ in s.objectives]]})
+            _set_constraints(trial, s.constraints, excess)
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+    metrics = ev.run(params, 0)
+    trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if "." not in k})
+    _set_constraints(trial, s.constraints, constraint_values(metrics, s.constraints))
+    values = objective_values(metrics, s)
+    if values is None:
+        trial.set_user_attr("error", "an objective is undefined (no request succeeded in the window)")
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
+    study.tell(trial, values)
+    return TrialState.COMPLETE
+
+
+def _set_constraints(trial, constraints: dict, values: list[float]) -> None:
+    """For the sampler (Trial.set_constraint) and for twin's own ranking (a user attribute)."""
+    trial.set_user_attr("constraints", values)
+    with _quiet():
+        for name, value in zip(constraints, values):
+            trial.set_constraint(name, value)
+
+
+def work(storage, study_name: str, *, worker: int = 0, max_trials: int | None = None,
+         progress: Callable[[int, int], None] | None = None) -> int:
+    """A worker's loop: ask, run, tell, until the study has its trials (retried ones included).
+    Returns the number of trials this worker ran."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    study, task = load_study(storage, study_name, worker=worker)
+    ev = Evaluator(task)
+    dists = distributions(ev.model, task.sweep.tunables)
+    target = task.sweep.trials
+    ran = 0
+    while max_trials is None or ran < max_trials:
+        _fail_stale(study)
+        c = _counts(study)
+        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+        if progress:
+            progress(finished, target)
+        if finished >= target and c[TrialState.WAITING] == 0:
+            break
+        if finished + c[TrialState.RUNNING] >= target and c[TrialState.WAITING] == 0:
+            time.sleep(HEARTBEAT_S)  # others are finishing the last trials; one may die and need a retry
+            continue
+        with _quiet():
+            trial = study.ask(dists)
+        with _Heartbeat(storage, trial._trial_id):
+            try:
+                run_trial(study, trial, ev, dists)
+            except Exception as e:
+                trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+        ran += 1
+    return ran
+
+
+def _work_process(url: str, study_name: str, worker: int) -> int:
+    return work(url, study_name, worker=worker)
+
+
+def run_study(url: str, task: SweepTask, *, warm: list[dict] = (), workers: int = 1,
+              progress: Callable[[int, int], None] | None = None) -> optuna.Study:
+    """Create or resume the task's study and run it to its number of trials in ``workers`` processes."""
+    storage = open_storage(url)
+    create_study(storage, task, warm)
+    if workers <= 1:
+        work(storage, task.study, progress=progress)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+            futures = [pool.submit(_work_process, url, task.study, i) for i in range(workers)]
+            while not all(f.done() for f in futures):
+                if progress:
+                    c = _counts(optuna.load_study(study_name=task.study, storage=storage))
+                    progress(c[TrialState.COMPLETE] + c[TrialState.PRUNED], task.sweep.trials)
+                time.sleep(0.5)
+            for f in futures:
+                f.result()
+    study, _ = load_study(storage, task.study, task)
+    if progress:
+        progress(task.sweep.trials, task.sweep.trials)
+    return study
+
+
+# -- finalists, replications, winner -------------------------------------------------------------
+
+@dataclass
+class Candidate:
+    trial: int
+    params: dict
+    single_run: dict  # the trial's metrics (workload 0)
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    feasible: bool = False  # every constraint's mean within its bound
+    confident: bool = False  # every constraint's interval within its bound
+    verdict: str = ""  # winner | tie | loses | infeasible | pareto
+
+    def to_dict(self) -> dict:
+        return {"trial": self.trial, "params": self.params, "verdict": self.verdict, "feasible": self.feasible,
+                "confident": self.confident, "single_run": self.single_run,
+                "estimates": {k: e.to_dict() for k, e in self.estimates.items()}}
+
+
+@dataclass
+class SweepResult:
+    study: str
+    objectives: list[tuple[str, str]]
+    constraints: dict[str, float]
+    trials: dict[str, int]
+    candidates: list[Candidate]
+    importance: dict[str, float]
+    pareto: list[dict]  # multi-objective: the trials' front (params, values)
+    history: list[dict]  # every trial: number, state, values, feasible
+
+    @property
+    def winner(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.verdict == "winner"), None)
+
+    def to_dict(self) -> dict:
+        return {"study": self.study, "objectives": [list(o) for o in self.objectives],
+                "constraints": self.constraints, "trials": self.trials,
+                "winner": self.winner.to_dict() if self.winner else None,
+                "candidates": [c.to_dict() for c in self.candidates], "importance": self.importance,
+                "pareto": self.pareto, "history": self.history}
+
+
+_EVALUATORS: dict[str, Evaluator] = {}
+
+
+def _replicate(task_json: str, params: dict, r: int) -> dict:
+    task = SweepTask.from_json(task_json)
+    ev = _EVALUATORS.get(task.study)
+    if ev is None:
+        ev = _EVALUATORS[task.study] = Evaluator(task)
+    return ev.run(params, r)
+
+
+def _feasible(trial) -> bool:
+    return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
+
+
+def _finalists(study: optuna.Study, task: SweepTask) -> list:
+    s = task.sweep
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    feasible = [t for t in done if _feasible(t)]
+    if len(s.objectives) == 1:
+        sign = 1 if s.objectives[0][1] == "minimize" else -1
+        pool = feasible or sorted(done, key=lambda t: sum(max(c, 0) for c in t.user_attrs.get("constraints", [])))
+        ranked = sorted(pool, key=lambda t: sign * t.values[0]) if feasible else pool
+    else:
+        front = [t for t in study.best_trials if _feasible(t)] or feasible or done
+        ranked = sorted(front, key=lambda t: t.values[0] * (1 if s.objectives[0][1] == "minimize" else -1))
+        if len(ranked) > s.finalists:  # spread along the front
+            ranked = [ranked[int(i)] for i in np.linspace(0, len(ranked) - 1, s.finalists).round()]
+    unique, seen = [], set()
+    for t in ranked:
+        key = repr(sorted(t.params.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(t)
+    return unique[: s.finalists]
+
+
+def finish(url: str, task: SweepTask, *, jobs: int = 1,
+           progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Replicate the finalists on independent loads (the same loads for each), rank them with
+    confidence intervals, and compute parameter importance."""
+    storage = open_storage(url)
+    study, _ = load_study(storage, task.study, task)
+    s = task.sweep
+    finalists = _finalists(study, task)
+    jobs_list = [(i, r) for i in range(len(finalists)) for r in range(s.replications)]
+    runs: dict[tuple[int, int], dict] = {}
+    text = task.to_json()
+    if jobs <= 1 or len(jobs_list) <= 1:
+        for k, (i, r) in enumerate(jobs_list):
+            runs[(i, r)] = _replicate(text, finalists[i].params, r)
+            if progress:
+                progress(k + 1, len(jobs_list))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
+            futures = {pool.submit(_replicate, text, finalists[i].params, r): (i, r) for i, r in jobs_list}
+            for k, fut in enumerate(futures):
+                runs[futures[fut]] = fut.result()
+                if progress:
+                    progress(k + 1, len(jobs_list))
+    names = [m for m, _ in s.objectives] + [m for m in s.constraints if m not in dict(s.objectives)]
+    names += [m for m in ("latency_p99_s", "error_rate", "cost", "throughput_per_s") if m not in names]
+    candidates = []
+    for i, t in enumerate(finalists):
+        per = [runs[(i, r)] for r in range(s.replications)]
+        est = {m: estimate([p.get(m, math.nan) for p in per]) for m in names}
+        feasible = all(math.isfinite(est[m].mean) and est[m].mean <= b for m, b in s.constraints.items())
+        confident = all(math.isfinite(est[m].high) and est[m].high <= b for m, b in s.constraints.items())
+        candidates.append(Candidate(t.number, dict(t.params), dict(t.user_attrs.get("metrics", {})), est, feasible,
+                                    confident))
+    _judge(candidates, s)
+    return SweepResult(task.study, s.objectives, dict(s.constraints), _trial_counts(study), candidates,
+                       importance(study, task), _pareto(study, s), _history(study))
+
+
+def _judge(candidates: list[Candidate], s) -> None:
+    feasible = [c for c in candidates if c.feasible]
+    for c in candidates:
+        c.verdict = "infeasible"
+    if not feasible:
+        return
+    (metric, direction), multi = s.objectives[0], len(s.objectives) > 1
+    sign = 1 if direction == "minimize" else -1
+    if multi:  # the replicated front: no finalist better on every objective by its mean
+        def dominated(a, b):  # b dominates a
+            pairs = [(a.estimates[m].mean, b.estimates[m].mean, d) for m, d in s.objectives]
+            better = [(y < x) if d == "minimize" else (y > x) for x, y, d in pairs]
+            worse = [(y > x) if d == "minimize" else (y < x) for x, y, d in pairs]
+            return any(better) and not any(worse)
+        for c in feasible:
+            c.verdict = "loses" if any(dominated(c, o) for o in feasible if o is not c) else "pareto"
+        front = [c for c in feasible if c.verdict == "pareto"]
+        best = min(front, key=lambda c: sign * c.estimates[metric].mean)
+        best.verdict = "winner"
+        return
+    best = min(feasible, key=lambda c: (not c.confident, sign * c.estimates[metric].mean))
+    best.verdict = "winner"
+    w = best.estimates[metric]
+    for c in feasible:
+        if c is best:
+            continue
+        e = c.estimates[metric]
+        overlap = (e.low <= w.high and w.low <= e.high) if math.isfinite(e.half_width) and math.isfinite(
+            w.half_width) else e.mean == w.mean
+        close = abs(e.mean - w.mean) <= s.tie_tolerance * abs(w.mean)
+        c.verdict = "tie" if overlap or close else "loses"
+
+
+def importance(study: optuna.Study, task: SweepTask) -> dict[str, float]:
+    """PED-ANOVA importance of each swept parameter (completed trials): how much its distribution
+    among the best trials differs from the rest, on a loss that is the first objective (lower is
+    better) with a penalty for each constraint broken, so what makes a trial feasible counts."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(done) < 4:
+        return {}
+    sign = 1.0 if task.sweep.objectives[0][1] == "minimize" else -1.0
+    spread = float(np.ptp([t.values[0] for t in done])) or 1.0
+
+    def loss(t):
+        return sign * t.values[0] + spread * sum(max(c, 0.0) for c in t.user_attrs.get("constraints", []))
+
+    try:
+        with _quiet():
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=loss).items()}
+    except (RuntimeError, ValueError):  # every trial with the same parameters, for one
+        return {}
+
+
+def _pareto(study, s) -> list[dict]:
+    if len(s.objectives) < 2:
+        return []
+    return [{"trial": t.number, "params": t.params, "values": list(t.values), "feasible": _feasible(t)}
+            for t in study.best_trials]
+
+
+def _trial_counts(study) -> dict[str, int]:
+    return {state.name.lower(): n for state, n in _counts(study).items() if n}
+
+
+def _history(study) -> list[dict]:
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        out.append({"number": t.number, "state": t.state.name.lower(), "values": list(t.values) if t.values else None,
+                    "feasible": _feasible(t) if t.state == TrialState.COMPLETE else None, "params": t.params,
+                    "warm_start": bool(t.user_attrs.get("warm_start")),
+                    "retry_of": _retry_of(t)})
+    return out
+
+
+def _retry_of(trial) -> int | None:
+    with _quiet():
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+__all__ = ["Candidate", "SweepResult", "create_study", "distributions", "finish", "importance", "load_study",
+           "open_storage", "run_study", "work"]
