@@ -27,3 +27,22 @@ services:
     workers: 2
     service_time_s: {dist: exponential, mean: 0.01}
 """
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The PostgreSQL server of this machine (TWIN_TEST_POSTGRES_URL; default trust auth on
+    127.0.0.1:5432, database test).  Where it cannot be reached the test is skipped, except in
+    CI (CI=true), where a missing server is a failure."""
+    import os
+
+    url = os.environ.get("TWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        import psycopg
+
+        psycopg.connect(url, connect_timeout=5).close()
+    except Exception as e:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at {url} is needed in CI and cannot be reached: {e}")
+        pytest.skip(f"no PostgreSQL at {url}: {e}")
+    return url

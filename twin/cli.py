@@ -585,6 +585,30 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rich.table import Table
+
+    from .sweep.study import join_or_show
+
+    console = _console()
+    if args.worker:
+        if not args.study:
+            raise TwinError("--worker: name the study to join with --study (twin sweep --storage URL lists them)")
+        with _Progress(True) as bar:
+            ran = join_or_show(args.storage, args.study, worker=True, worker_index=args.worker_index,
+                               progress=lambda d, n: bar.update(f"study {args.study}", d, n))
+        console.print(f"worker done: ran {ran} trial(s) of study {args.study}")
+        return 0
+    rows = join_or_show(args.storage, args.study)
+    t = Table("study", "trials (complete/pruned/running/failed)", "objectives", "best feasible", "params",
+              header_style="bold", title=f"studies in {args.storage.split('@')[-1]}")
+    for r in rows:
+        t.add_row(r["study"], "/".join(str(r["states"].get(k, 0)) for k in ("complete", "pruned", "running", "fail")),
+                  ", ".join(f"{d} {m}" for m, d in r["objectives"]), r["best"], r["params"])
+    console.print(t)
+    return 0
+
+
 def cmd_loadshape(args) -> int:
     from .load.export import k6_script, locust_shape
     from .load.profile_workload import read_profile
@@ -788,6 +812,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("-o", "--output", required=True, metavar="WORKLOAD.parquet|.csv")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("sweep", help="list the studies in a storage, or join one as a worker",
+                       description="Sweeps are made by twin run; their Optuna studies live at a storage URL. "
+                                   "Without --worker: list the studies there (or show one with --study). With "
+                                   "--worker: join the study and run its trials until it has them all; any number "
+                                   "of workers on any number of machines can join one PostgreSQL storage.")
+    p.add_argument("--storage", required=True, metavar="URL",
+                   help="study storage: sqlite:///RUN/studies.db or postgresql://user@host:5432/db")
+    p.add_argument("--study", metavar="NAME", help="the study (twin run names them EXPERIMENT.regime-N)")
+    p.add_argument("--worker", action="store_true", help="run trials of the study until it is done")
+    p.add_argument("--worker-index", type=_seed, default=0,
+                   help="this worker's number, which seeds its sampler (default 0; give each worker its own)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("loadshape", help="a k6 scenario or a Locust load shape from a load profile",
                        description="Write a k6 ramping-arrival-rate scenario and/or a Locust LoadTestShape that "

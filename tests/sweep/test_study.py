@@ -55,7 +55,7 @@ def test_the_sweep_finds_the_fewest_workers_that_meet_the_slo(mmc, tmp_path):
     assert erlang_c_mean_latency(4) > 0.25 > erlang_c_mean_latency(5)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     t = task(mmc)
-    study = run_study(url, t)
+    trials = run_study(url, t)
     result = finish(url, t)
     assert result.winner is not None and result.winner.params == {"workers": 5}
     est = result.winner.estimates["latency_mean_s"]
@@ -64,7 +64,7 @@ def test_the_sweep_finds_the_fewest_workers_that_meet_the_slo(mmc, tmp_path):
     verdicts = {c.params["workers"]: c.verdict for c in result.candidates}
     assert verdicts.get(6, "loses") == "loses" and verdicts.get(4, "infeasible") == "infeasible"
     # an unstable setting breaks the bound in the first third of the window already: pruned there
-    states = {t.params["workers"]: t.state.name for t in study.trials}
+    states = {t.params["workers"]: t.state.name for t in trials}
     assert all(states[c] == "PRUNED" for c in states if c <= 3)
     assert result.trials["complete"] + result.trials.get("pruned", 0) == 10
     assert set(result.importance) <= {"workers"}
@@ -96,12 +96,12 @@ def test_a_tie_is_reported_when_intervals_overlap(mmc, tmp_path):
 def test_warm_start_runs_first_and_a_rerun_resumes(mmc, tmp_path):
     url = f"sqlite:///{tmp_path / 'warm.db'}"
     t = task(mmc, "warm", trials=3)
-    study = run_study(url, t, warm=[{"workers": 6}, {"workers": 99}])  # 99 is outside the domain: skipped
-    first = sorted(study.trials, key=lambda x: x.number)[0]
+    trials = run_study(url, t, warm=[{"workers": 6}, {"workers": 99}])  # 99 is outside the domain: skipped
+    first = sorted(trials, key=lambda x: x.number)[0]
     assert first.params == {"workers": 6} and first.user_attrs["warm_start"]
-    assert len(study.trials) == 3
+    assert len(trials) == 3
     again = run_study(url, task(mmc, "warm", trials=5))  # more trials: it goes on from the three
-    assert len(again.trials) == 5
+    assert len(again) == 5
     with pytest.raises(TwinError, match="exists in this storage with other settings"):
         run_study(url, task(mmc, "warm", trials=5, window=600))
 

@@ -78,6 +78,25 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         raise TwinError(f"storage {_redact(url)}: cannot open it ({reason})") from None
 
 
+def close_storage(storage) -> None:
+    """Give back the storage's pooled connections."""
+    storage.remove_session()
+    storage.engine.dispose()
+
+
+@contextmanager
+def _storage(storage_or_url):
+    """The storage itself, or one opened from a URL for the duration (then closed)."""
+    if not isinstance(storage_or_url, str):
+        yield storage_or_url
+        return
+    storage = open_storage(storage_or_url)
+    try:
+        yield storage
+    finally:
+        close_storage(storage)
+
+
 def _redact(url: str) -> str:
     """The URL without its password."""
     head, sep, rest = url.partition("://")
@@ -117,8 +136,6 @@ def make_sampler(task: SweepTask, worker: int = 0):
 
 def load_study(storage, name: str, task: SweepTask | None = None, worker: int = 0) -> tuple[optuna.Study, SweepTask]:
     """The study and its task (read from the study when not given)."""
-    if isinstance(storage, str):
-        storage = open_storage(storage)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -137,8 +154,11 @@ def load_study(storage, name: str, task: SweepTask | None = None, worker: int = 
 
 def create_study(storage, task: SweepTask, warm: list[dict] = ()) -> optuna.Study:
     """Create the task's study (or find it, to resume) and queue the warm-start parameters."""
-    if isinstance(storage, str):
-        storage = open_storage(storage)
+    with _storage(storage) as storage:
+        return _create_study(storage, task, warm)
+
+
+def _create_study(storage, task: SweepTask, warm) -> optuna.Study:
     directions = [d for _, d in task.sweep.objectives]
     study = optuna.create_study(storage=storage, study_name=task.study, directions=directions, load_if_exists=True)
     old = study.user_attrs.get(TASK_ATTR)
@@ -251,8 +271,11 @@ def work(storage, study_name: str, *, worker: int = 0, max_trials: int | None = 
          progress: Callable[[int, int], None] | None = None) -> int:
     """A worker's loop: ask, run, tell, until the study has its trials (retried ones included).
     Returns the number of trials this worker ran."""
-    if isinstance(storage, str):
-        storage = open_storage(storage)
+    with _storage(storage) as storage:
+        return _work(storage, study_name, worker, max_trials, progress)
+
+
+def _work(storage, study_name, worker, max_trials, progress) -> int:
     study, task = load_study(storage, study_name, worker=worker)
     ev = Evaluator(task)
     dists = distributions(ev.model, task.sweep.tunables)
@@ -287,9 +310,14 @@ def _work_process(url: str, study_name: str, worker: int) -> int:
 
 
 def run_study(url: str, task: SweepTask, *, warm: list[dict] = (), workers: int = 1,
-              progress: Callable[[int, int], None] | None = None) -> optuna.Study:
-    """Create or resume the task's study and run it to its number of trials in ``workers`` processes."""
-    storage = open_storage(url)
+              progress: Callable[[int, int], None] | None = None) -> list[optuna.trial.FrozenTrial]:
+    """Create or resume the task's study and run it to its number of trials in ``workers``
+    processes; returns its trials."""
+    with _storage(url) as storage:
+        return _run_study(storage, url, task, warm, workers, progress)
+
+
+def _run_study(storage, url, task, warm, workers, progress) -> list:
     create_study(storage, task, warm)
     if workers <= 1:
         work(storage, task.study, progress=progress)
@@ -306,7 +334,41 @@ def run_study(url: str, task: SweepTask, *, warm: list[dict] = (), workers: int 
     study, _ = load_study(storage, task.study, task)
     if progress:
         progress(task.sweep.trials, task.sweep.trials)
-    return study
+    return study.get_trials()
+
+
+def join_or_show(url: str, study: str | None, *, worker: bool = False, worker_index: int = 0,
+                 progress: Callable[[int, int], None] | None = None):
+    """``twin sweep``: run as a worker of ``study`` (returns the trials run), or describe the
+    studies in the storage (all, or ``study``)."""
+    with _storage(url) as storage:
+        return _join_or_show(storage, study, worker, worker_index, progress)
+
+
+def _join_or_show(storage, study, worker, worker_index, progress):
+    if worker:
+        load_study(storage, study)  # a clear error before anything runs
+        return work(storage, study, worker=worker_index, progress=progress)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study is not None and study not in names:
+        raise TwinError(f"study {study!r}: not in this storage; it has {', '.join(names) or 'no studies'}")
+    rows = []
+    for name in [study] if study else names:
+        s = optuna.load_study(study_name=name, storage=storage)
+        objectives = list(zip(s.user_attrs.get("objectives", ["value"] * len(s.directions)),
+                              [d.name.lower() for d in s.directions]))
+        done = [t for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)]
+        best = ""
+        params = ""
+        if done and len(s.directions) == 1:
+            sign = 1 if s.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1
+            b = min(done, key=lambda t: sign * t.values[0])
+            best, params = f"#{b.number}: {b.values[0]:.6g}", ", ".join(f"{k}={v}" for k, v in b.params.items())
+        elif done:
+            best = f"{len([t for t in s.best_trials if _feasible(t)])} on the Pareto front"
+        rows.append({"study": name, "states": _trial_counts(s), "objectives": objectives, "best": best,
+                     "params": params})
+    return rows
 
 
 # -- finalists, replications, winner -------------------------------------------------------------
@@ -505,5 +567,6 @@ def _retry_of(trial) -> int | None:
         return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
-__all__ = ["Candidate", "SweepResult", "create_study", "distributions", "finish", "importance", "load_study",
+__all__ = ["Candidate", "SweepResult", "close_storage", "create_study", "distributions", "finish", "importance", "join_or_show",
+           "load_study",
            "open_storage", "run_study", "work"]
