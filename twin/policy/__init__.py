@@ -1,0 +1,1 @@
+"""The policy database (load profiles, parameter sets, runs, policies) and the policy engine."""
