@@ -585,6 +585,92 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from rich.table import Table
+
+    from .pipeline import run
+
+    console = _console()
+    with _Progress(True) as bar:
+        summary = run(args.experiment, out=args.out, progress=bar.update,
+                      say=lambda text: console.print(text, highlight=False))
+    if summary.skipped:
+        console.print(f"resumed: {', '.join(summary.skipped)} already done", highlight=False)
+    t = Table("apply at", "from", "until", "nearest regime", "parameters", "confidence", header_style="bold",
+              title="schedule")
+    for e in summary.schedule:
+        t.add_row(e["apply_at"][:16].replace("T", " "), e["from"][:16].replace("T", " "),
+                  e["until"][:16].replace("T", " "), e["anchor"] or "-",
+                  ", ".join(f"{k}={v}" for k, v in (e["params"] or {}).items()) or "none: sweep needed",
+                  f"{e['confidence']:.2f}")
+    console.print(t)
+    console.print(f"run folder: {summary.folder} (report.html, schedule.csv, policy.db, studies.db)", highlight=False)
+    return 0
+
+
+def cmd_policy(args) -> int:
+    import json
+
+    from rich.table import Table
+
+    from .policy.store import PolicyStore
+
+    console = _console()
+    with PolicyStore(args.db) as store:
+        policies = store.policies(model=args.model, latest=not args.all)
+        if args.action == "show":
+            t = Table("model", "experiment", "regime", "version", "confidence", "requests/s", "parameters", "stored",
+                      header_style="bold", title=f"policies in {args.db.split('@')[-1]}")
+            for p in policies:
+                t.add_row(p.model, p.experiment, p.regime, str(p.version), f"{p.confidence:.2f}",
+                          f"{p.load.get('requests_per_s', float('nan')):.4g}",
+                          ", ".join(f"{k}={v}" for k, v in p.params.items()), p.created_at.strftime("%Y-%m-%d %H:%M"))
+            console.print(t)
+            return 0
+        if args.action == "export":
+            doc = {"policies": [p.to_dict() for p in policies], "runs": store.runs(model=args.model)}
+            text = json.dumps(doc, indent=2, default=str)
+            if args.output:
+                _write_atomically(Path(args.output), text)
+                console.print(f"{len(policies)} policies and {len(doc['runs'])} runs written to {args.output}")
+            else:
+                print(text)
+            return 0
+    # query
+    from .policy.engine import policy_for
+    from .spec import load_model
+
+    if not args.model_file:
+        raise TwinError("policy query: give the system model (--model-file MODEL.yaml): its tunables' domains "
+                        "shape the blend")
+    if args.rate is None:
+        raise TwinError("policy query: give the load to match with --rate (requests per second)")
+    model = load_model(args.model_file)
+    load = {"requests_per_s": args.rate}
+    for item in args.mix or []:
+        name, _, share = item.partition("=")
+        try:
+            load[f"mix_{name}"] = float(share)
+        except ValueError:
+            raise TwinError(f"--mix {item}: expected CLASS=SHARE, e.g. browse=0.7") from None
+    if args.burstiness is not None:
+        load["burstiness"] = args.burstiness
+    d = policy_for(load, [p for p in policies if p.model == model.name], model, k=args.neighbours,
+                   max_distance=args.max_distance)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2, default=str))
+        return 0 if d.params is not None else 1
+    if d.params is None:
+        console.print(f"no recommendation: {d.reason}", highlight=False)
+        return 1
+    console.print(f"parameters: {', '.join(f'{k}={v}' for k, v in d.params.items())}", highlight=False)
+    console.print(f"confidence: {d.confidence:.2f} ({d.reason})", highlight=False)
+    for n in d.neighbours:
+        console.print(f"  {n['experiment']}/{n['regime']} v{n['version']}: distance {n['distance']:.3f}, "
+                      f"weight {n['weight']:.2f}, confidence {n['confidence']:.2f}", highlight=False)
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from rich.table import Table
 
@@ -812,6 +898,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("-o", "--output", required=True, metavar="WORKLOAD.parquet|.csv")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("run", help="run an experiment: forecast, regimes, sweeps on the twin, policy, schedule",
+                       description="Run an experiment config end to end into a run folder (default runs/NAME): "
+                                   "the model, a forecast, load regimes, an Optuna sweep per regime on the twin, "
+                                   "the policy database, a schedule of settings and an HTML report. A rerun resumes "
+                                   "from the stages already done.")
+    p.add_argument("experiment", type=Path, metavar="EXPERIMENT", help="experiment config (YAML)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/<experiment name>)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("policy", help="show, query or export the policy database",
+                       description="show: the policies stored (newest version of each regime; --all for every "
+                                   "version). query: the parameters the policy engine gives a load. export: "
+                                   "policies and runs as JSON.")
+    p.add_argument("action", choices=["show", "query", "export"])
+    p.add_argument("--db", required=True, metavar="URL", help="policy database: sqlite:///RUN/policy.db or "
+                                                               "postgresql://user@host:5432/db")
+    p.add_argument("--model", metavar="NAME", help="only this model's policies")
+    p.add_argument("--all", action="store_true", help="every version, not only the newest")
+    p.add_argument("--model-file", type=Path, metavar="MODEL.yaml", help="query: the system model")
+    p.add_argument("--rate", type=_nonneg, help="query: requests per second")
+    p.add_argument("--mix", action="append", metavar="CLASS=SHARE", help="query: class mix (repeat the flag)")
+    p.add_argument("--burstiness", type=_nonneg, help="query: index of dispersion")
+    p.add_argument("--neighbours", type=_count, default=3)
+    p.add_argument("--max-distance", type=_nonneg, default=1.0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-o", "--output", metavar="FILE.json", help="export: write here instead of stdout")
+    p.set_defaults(func=cmd_policy)
 
     p = sub.add_parser("sweep", help="list the studies in a storage, or join one as a worker",
                        description="Sweeps are made by twin run; their Optuna studies live at a storage URL. "

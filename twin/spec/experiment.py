@@ -148,6 +148,9 @@ class Policy(Section):
 class Schedule(Section):
     #: settings are applied this long before the load they are for
     lead_time: NonNegSeconds = 900.0
+    #: a change towards the settings of a quieter regime is made only if it would hold this long
+    #: (changes towards a busier regime are made at once), as an autoscaler's scale-down window
+    min_hold: NonNegSeconds = 3600.0
 
 
 class Experiment(Section):

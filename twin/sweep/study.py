@@ -381,12 +381,13 @@ class Candidate:
     estimates: dict[str, Estimate] = field(default_factory=dict)
     feasible: bool = False  # every constraint's mean within its bound
     confident: bool = False  # every constraint's interval within its bound
-    verdict: str = ""  # winner | tie | loses | infeasible | pareto
+    verdict: str = ""  # winner | tie | loses | unsure | infeasible | pareto
+    replications: list[dict] = field(default_factory=list)  # the estimated metrics, per replication
 
     def to_dict(self) -> dict:
         return {"trial": self.trial, "params": self.params, "verdict": self.verdict, "feasible": self.feasible,
                 "confident": self.confident, "single_run": self.single_run,
-                "estimates": {k: e.to_dict() for k, e in self.estimates.items()}}
+                "estimates": {k: e.to_dict() for k, e in self.estimates.items()}, "replications": self.replications}
 
 
 @dataclass
@@ -427,64 +428,106 @@ def _feasible(trial) -> bool:
     return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
 
 
-def _finalists(study: optuna.Study, task: SweepTask) -> list:
+MAX_BATCHES = 3  # batches of finalists replicated before a sweep says that none meets the constraints
+
+
+def _slack(t) -> float:
+    """How far inside its constraints a trial stayed (the worst constraint's margin)."""
+    c = t.user_attrs.get("constraints", [])
+    return -max(c) if c else 0.0
+
+
+def _batches(study: optuna.Study, task: SweepTask) -> list[list]:
+    """Finalists in batches.  One objective: the feasible trials grouped into levels of the
+    objective (within ``tie_tolerance``), best level first; a batch takes, from each of the next
+    ``finalists`` levels, the trial with the most room inside its constraints, so that a cheap
+    setting that only just passed on one load has a sturdier neighbour in the same batch.
+    Several objectives: the feasible Pareto front, spread evenly.  With no feasible trial, the
+    least infeasible ones."""
     s = task.sweep
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    feasible = [t for t in done if _feasible(t)]
-    if len(s.objectives) == 1:
-        sign = 1 if s.objectives[0][1] == "minimize" else -1
-        pool = feasible or sorted(done, key=lambda t: sum(max(c, 0) for c in t.user_attrs.get("constraints", [])))
-        ranked = sorted(pool, key=lambda t: sign * t.values[0]) if feasible else pool
-    else:
-        front = [t for t in study.best_trials if _feasible(t)] or feasible or done
-        ranked = sorted(front, key=lambda t: t.values[0] * (1 if s.objectives[0][1] == "minimize" else -1))
-        if len(ranked) > s.finalists:  # spread along the front
-            ranked = [ranked[int(i)] for i in np.linspace(0, len(ranked) - 1, s.finalists).round()]
     unique, seen = [], set()
-    for t in ranked:
+    for t in done:
         key = repr(sorted(t.params.items()))
         if key not in seen:
             seen.add(key)
             unique.append(t)
-    return unique[: s.finalists]
+    feasible = [t for t in unique if _feasible(t)]
+    if not feasible:
+        ranked = sorted(unique, key=lambda t: sum(max(c, 0) for c in t.user_attrs.get("constraints", [])))
+        return [ranked[: s.finalists]] if ranked else []
+    if len(s.objectives) > 1:
+        on_front = {t.number for t in study.best_trials}
+        front = [t for t in feasible if t.number in on_front] or feasible
+        ranked = sorted(front, key=lambda t: t.values[0] * (1 if s.objectives[0][1] == "minimize" else -1))
+        if len(ranked) > s.finalists:
+            ranked = [ranked[int(i)] for i in np.linspace(0, len(ranked) - 1, s.finalists).round()]
+        return [ranked]
+    sign = 1 if s.objectives[0][1] == "minimize" else -1
+    ranked = sorted(feasible, key=lambda t: sign * t.values[0])
+    levels: list[list] = []
+    for t in ranked:
+        if levels and abs(t.values[0] - levels[-1][0].values[0]) <= s.tie_tolerance * abs(levels[-1][0].values[0]):
+            levels[-1].append(t)
+        else:
+            levels.append([t])
+    picks = [max(level, key=_slack) for level in levels]
+    return [picks[i:i + s.finalists] for i in range(0, len(picks), s.finalists)][:MAX_BATCHES]
 
 
 def finish(url: str, task: SweepTask, *, jobs: int = 1,
            progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    """Replicate the finalists on independent loads (the same loads for each), rank them with
-    confidence intervals, and compute parameter importance."""
-    storage = open_storage(url)
-    study, _ = load_study(storage, task.study, task)
+    """Replicate finalists on independent loads (the same loads for each), rank them with
+    confidence intervals, and compute parameter importance.  When no finalist of a batch meets
+    the constraints on average, the next batch is replicated (at most ``MAX_BATCHES``)."""
+    with _storage(url) as storage:
+        study, _ = load_study(storage, task.study, task)
+        s = task.sweep
+        candidates: list[Candidate] = []
+        batches = _batches(study, task)
+        total = sum(len(b) for b in batches) * s.replications
+        done = 0
+        for batch in batches:
+            def tick(k, _n, base=done):
+                if progress:
+                    progress(base + k, total)
+            candidates += _replicate_batch(task, batch, jobs, tick)
+            done += len(batch) * s.replications
+            if any(c.feasible for c in candidates):
+                break
+        if progress:
+            progress(total, total)
+        _judge(candidates, s)
+        return SweepResult(task.study, s.objectives, dict(s.constraints), _trial_counts(study), candidates,
+                           importance(study, task), _pareto(study, s), _history(study))
+
+
+def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick) -> list[Candidate]:
     s = task.sweep
-    finalists = _finalists(study, task)
     jobs_list = [(i, r) for i in range(len(finalists)) for r in range(s.replications)]
     runs: dict[tuple[int, int], dict] = {}
     text = task.to_json()
     if jobs <= 1 or len(jobs_list) <= 1:
         for k, (i, r) in enumerate(jobs_list):
             runs[(i, r)] = _replicate(text, finalists[i].params, r)
-            if progress:
-                progress(k + 1, len(jobs_list))
+            tick(k + 1, len(jobs_list))
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
             futures = {pool.submit(_replicate, text, finalists[i].params, r): (i, r) for i, r in jobs_list}
             for k, fut in enumerate(futures):
                 runs[futures[fut]] = fut.result()
-                if progress:
-                    progress(k + 1, len(jobs_list))
+                tick(k + 1, len(jobs_list))
     names = [m for m, _ in s.objectives] + [m for m in s.constraints if m not in dict(s.objectives)]
     names += [m for m in ("latency_p99_s", "error_rate", "cost", "throughput_per_s") if m not in names]
-    candidates = []
+    out = []
     for i, t in enumerate(finalists):
         per = [runs[(i, r)] for r in range(s.replications)]
         est = {m: estimate([p.get(m, math.nan) for p in per]) for m in names}
         feasible = all(math.isfinite(est[m].mean) and est[m].mean <= b for m, b in s.constraints.items())
         confident = all(math.isfinite(est[m].high) and est[m].high <= b for m, b in s.constraints.items())
-        candidates.append(Candidate(t.number, dict(t.params), dict(t.user_attrs.get("metrics", {})), est, feasible,
-                                    confident))
-    _judge(candidates, s)
-    return SweepResult(task.study, s.objectives, dict(s.constraints), _trial_counts(study), candidates,
-                       importance(study, task), _pareto(study, s), _history(study))
+        out.append(Candidate(t.number, dict(t.params), dict(t.user_attrs.get("metrics", {})), est, feasible,
+                             confident, replications=[{m: p.get(m, math.nan) for m in names} for p in per]))
+    return out
 
 
 def _judge(candidates: list[Candidate], s) -> None:
@@ -512,6 +555,9 @@ def _judge(candidates: list[Candidate], s) -> None:
     w = best.estimates[metric]
     for c in feasible:
         if c is best:
+            continue
+        if best.confident and not c.confident and sign * c.estimates[metric].mean <= sign * w.mean:
+            c.verdict = "unsure"  # better on average, but an interval crosses a constraint's bound
             continue
         e = c.estimates[metric]
         overlap = (e.low <= w.high and w.low <= e.high) if math.isfinite(e.half_width) and math.isfinite(

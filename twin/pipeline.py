@@ -1,0 +1,478 @@
+"""``twin run EXPERIMENT``: model -> forecast -> regimes -> sweep -> policy -> schedule -> report.
+
+Each stage writes its result into the run folder and records, in ``stages.json``, a key made
+from its part of the experiment and the keys of the stages before it.  A rerun skips every stage
+whose key is unchanged and whose files are there, so an interrupted run resumes where it stopped
+(a sweep goes on from the trials its study already holds), and a changed setting reruns its stage
+and those after it.  Everything that can be checked before work starts is checked first: the
+experiment's keys and bounds, the model and its tunables, the metrics named, the edge cases, and
+that the study storage and the policy database can be opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from .spec import Problem, SpecError, SystemModel, load_model
+from .spec.experiment import Experiment, check_against_model, resolve_paths
+from .spec.loader import read_yaml
+
+STAGES = ("model", "forecast", "regimes", "sweep", "policy", "schedule", "report")
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(label: str, done: int, total: int) -> None:
+    pass
+
+
+# -- the experiment, checked before any work ----------------------------------------------------
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; a ``SpecError`` names the line and the field."""
+    path = Path(path)
+    data, lines = read_yaml(path)
+    if not isinstance(data, dict):
+        raise SpecError([Problem("", "expected a mapping of experiment settings (name, model, history, ...)",
+                                 str(path))])
+    try:
+        return Experiment.model_validate(resolve_paths(data, path.parent))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+            message = {"extra_forbidden": "unknown key", "missing": "required"}.get(err["type"], err["msg"])
+            if err["type"] == "value_error":
+                field, _, rest = err["msg"].removeprefix("Value error, ").partition(": ")
+                if rest and field.replace("_", "").isalnum():
+                    where, message = (f"{where}.{field}" if where else field), rest
+                else:
+                    message = err["msg"].removeprefix("Value error, ")
+            line = (lines.get(where) or lines.get(where.rsplit(".", 1)[0])) if where else None
+            problems.append(Problem(where, message, str(path), line))
+        raise SpecError(problems) from None
+
+
+def check(exp: Experiment, source: str, folder: Path) -> SystemModel | None:
+    """What can be checked before work: files, the model and tunables, metrics, edge cases,
+    storage URLs.  Returns the model when it is given (not calibrated)."""
+    from .load import scenarios as edge_cases
+
+    problems = []
+    for label, p in [("history.series", exp.history.series), ("history.events", exp.history.events),
+                     ("history.social", exp.history.social), ("model", exp.model)] + (
+            [("calibrate.skeleton", exp.calibrate.skeleton)] + [("calibrate.traces", t) for t in exp.calibrate.traces]
+            if exp.calibrate else []):
+        if p is not None and not Path(p).is_file():
+            problems.append(Problem(label, f"no such file: {p}", source))
+    if problems:
+        raise SpecError(problems)
+    model = load_model(exp.model) if exp.model else None
+    if model is not None:
+        check_against_model(exp.sweep, model, source=source)
+        if exp.scenarios:
+            cases = edge_cases.parse(exp.scenarios, source=source)
+            edge_cases.apply(cases, model, None, np.random.default_rng(0))  # model edits: conflicts, names
+    elif exp.scenarios:
+        edge_cases.parse(exp.scenarios, source=source)
+    from .policy.store import PolicyStore
+    from .sweep.study import close_storage, open_storage
+
+    if exp.sweep.storage:  # the default files are made in the run folder when it is
+        close_storage(open_storage(exp.sweep.storage))
+    if exp.policy.db:
+        PolicyStore(exp.policy.db).close()
+    return model
+
+
+def storage_url(exp: Experiment, folder: Path) -> str:
+    return exp.sweep.storage or f"sqlite:///{Path(folder).resolve() / 'studies.db'}"
+
+
+def policy_url(exp: Experiment, folder: Path) -> str:
+    return exp.policy.db or f"sqlite:///{Path(folder).resolve() / 'policy.db'}"
+
+
+# -- the run folder and its stages --------------------------------------------------------------
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _write_frame(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp)
+    tmp.replace(path)
+
+
+class RunFolder:
+    """The run folder and the record of which stages are done, with which key."""
+
+    def __init__(self, folder: Path):
+        from .rundir import MARKER, check_output_folder
+
+        self.path = check_output_folder(folder)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / MARKER).write_text("written by twin run; a rerun resumes from the stages done\n")
+        self.state_path = self.path / "stages.json"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+
+    def done(self, stage: str, key: str, *files: str) -> bool:
+        return self.state.get(stage, {}).get("key") == key and all((self.path / f).exists() for f in files)
+
+    def mark(self, stage: str, key: str, **info) -> None:
+        self.state[stage] = {"key": key, "done_at": datetime.now(timezone.utc).isoformat(), **info}
+        _write(self.state_path, json.dumps(self.state, indent=2))
+
+
+@dataclass
+class RunSummary:
+    folder: Path
+    skipped: list[str]
+    ran: list[str]
+    regimes: list[dict]
+    schedule: list[dict]
+    notes: list[str]
+
+
+def run(path: str | Path, *, out: str | Path | None = None, progress: Progress = _quiet,
+        say: Callable[[str], None] = print) -> RunSummary:
+    exp = load_experiment(path)
+    source = str(path)
+    folder = Path(out) if out is not None else Path("runs") / exp.name
+    check(exp, source, folder)
+    rf = RunFolder(folder)
+    skipped, ran, notes = [], [], []
+    cfg = exp.model_dump(mode="json")
+
+    # 1. model ----------------------------------------------------------------------------------
+    k_model = _key("model", cfg["model"], cfg.get("calibrate"),
+                   Path(exp.model).read_text() if exp.model else None, cfg["scenarios"])
+    if rf.done("model", k_model, "model.yaml"):
+        skipped.append("model")
+    else:
+        say("model: " + ("calibrating from traces" if exp.calibrate else f"taking {exp.model}"))
+        model = _stage_model(exp, rf.path)
+        rf.mark("model", k_model)
+        ran.append("model")
+    model = load_model(rf.path / "model.yaml")
+    check_against_model(exp.sweep, model, source=source)
+
+    # 2. forecast -------------------------------------------------------------------------------
+    k_forecast = _key("forecast", k_model, cfg["history"], cfg["forecast"], exp.seed,
+                      _file_digest(exp.history.series))
+    if rf.done("forecast", k_forecast, "forecast/profile.parquet"):
+        skipped.append("forecast")
+    else:
+        say(f"forecast: {exp.forecast.model} over {exp.forecast.horizon} from {exp.history.series}")
+        info = _stage_forecast(exp, rf.path, progress)
+        rf.mark("forecast", k_forecast, model=info["model"])
+        ran.append("forecast")
+    profile = pd.read_parquet(rf.path / "forecast" / "profile.parquet")
+    notes += json.loads((rf.path / "forecast" / "forecast.json").read_text()).get("notes", [])
+
+    # 3. regimes --------------------------------------------------------------------------------
+    k_regimes = _key("regimes", k_forecast, cfg["regimes"], exp.seed)
+    if rf.done("regimes", k_regimes, "regimes.json"):
+        skipped.append("regimes")
+    else:
+        from .sweep.regimes import regimes
+
+        found = regimes(profile, max_regimes=exp.regimes.max, quantile=exp.regimes.quantile,
+                        min_share=exp.regimes.min_share, seed=exp.seed)
+        _write(rf.path / "regimes.json", json.dumps(found.to_dict(), indent=2))
+        rf.mark("regimes", k_regimes, count=len(found.regimes))
+        ran.append("regimes")
+        say(f"regimes: {len(found.regimes)} ("
+            + ", ".join(f"{r.name} {r.representative['requests_per_s']:.3g} req/s, {r.share:.0%} of the steps"
+                        for r in found.regimes) + ")")
+    regimes_doc = json.loads((rf.path / "regimes.json").read_text())
+
+    # 4. sweep, a study per regime ----------------------------------------------------------------
+    k_sweep = _key("sweep", k_regimes, k_model, cfg["sweep"], cfg["scenarios"], exp.seed)
+    results = {}
+    for i, regime in enumerate(regimes_doc["regimes"]):
+        name = regime["name"]
+        target = f"sweep/{name}.json"
+        k_one = _key(k_sweep, name)
+        if rf.done(f"sweep:{name}", k_one, target):
+            skipped.append(f"sweep:{name}")
+        else:
+            say(f"sweep: {name} ({regime['representative']['requests_per_s']:.3g} req/s at "
+                f"q{exp.regimes.quantile:g}), {exp.sweep.trials} trials")
+            doc = _stage_sweep(exp, model, regime, i, results, rf.path, progress)
+            _write(rf.path / target, json.dumps(doc, indent=2, default=_json_default))
+            rf.mark(f"sweep:{name}", k_one)
+            ran.append(f"sweep:{name}")
+        results[name] = json.loads((rf.path / target).read_text())
+
+    # 5. policy ---------------------------------------------------------------------------------
+    k_policy = _key("policy", k_sweep, policy_url(exp, rf.path) if exp.policy.db else "local")
+    if rf.done("policy", k_policy, "policy.json"):
+        skipped.append("policy")
+    else:
+        doc = _stage_policy(exp, model, regimes_doc, results, rf.path)
+        _write(rf.path / "policy.json", json.dumps(doc, indent=2, default=_json_default))
+        rf.mark("policy", k_policy)
+        ran.append("policy")
+
+    # 6. schedule -------------------------------------------------------------------------------
+    k_schedule = _key("schedule", k_policy, cfg["policy"], cfg["schedule"], cfg["regimes"])
+    if rf.done("schedule", k_schedule, "schedule.json"):
+        skipped.append("schedule")
+    else:
+        doc = _stage_schedule(exp, model, profile, rf.path)
+        _write(rf.path / "schedule.json", json.dumps(doc, indent=2, default=_json_default))
+        pd.DataFrame([{**{k: v for k, v in e.items() if k != "params"}, **(e["params"] or {})} for e in doc["entries"]]
+                     ).to_csv(rf.path / "schedule.csv", index=False)
+        rf.mark("schedule", k_schedule)
+        ran.append("schedule")
+    schedule = json.loads((rf.path / "schedule.json").read_text())
+
+    # 7. report ---------------------------------------------------------------------------------
+    k_report = _key("report", k_schedule, k_sweep, k_forecast, 1)
+    if rf.done("report", k_report, "report.html"):
+        skipped.append("report")
+    else:
+        from .report.run import render_run
+
+        history = pd.read_parquet(rf.path / "forecast" / "history.parquet")
+        _write(rf.path / "report.html", render_run(exp, model, history, profile, regimes_doc, results, schedule,
+                                                   json.loads((rf.path / "forecast" / "forecast.json").read_text())))
+        rf.mark("report", k_report)
+        ran.append("report")
+    return RunSummary(rf.path, skipped, ran, regimes_doc["regimes"], schedule["entries"], notes)
+
+
+def _json_default(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (pd.Timestamp, datetime)):
+        return o.isoformat()
+    raise TypeError(f"cannot write {type(o).__name__} as JSON")
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+# -- the stages ---------------------------------------------------------------------------------
+
+def _stage_model(exp: Experiment, folder: Path) -> SystemModel:
+    import yaml
+
+    if exp.model is not None:
+        model = load_model(exp.model)
+    else:
+        from .calibrate.calibrate import calibrate
+        from .calibrate.skeleton import load_skeleton
+        from .traces import read_traces
+
+        c = exp.calibrate
+        trace, inputs = read_traces(list(c.traces), columns=c.columns or None, time_zone=c.time_zone,
+                                    service=c.service)
+        model = calibrate(trace, load_skeleton(c.skeleton), inputs=inputs).model
+    _write(folder / "model.yaml", f"# the model of experiment {exp.name}\n"
+           + yaml.safe_dump(model.model_dump(by_alias=True, exclude_none=True), sort_keys=False))
+    return model
+
+
+def _stage_forecast(exp: Experiment, folder: Path, progress: Progress) -> dict:
+    from .forecast.base import History
+    from .forecast.run import fit_chosen, load_inputs, steps
+
+    h = exp.history
+    inputs = load_inputs(h.series, value_column=h.value_column, target="requests_per_s", time_zone=h.time_zone,
+                         events=h.events, holidays=h.holidays, horizon=exp.forecast.horizon, social=h.social,
+                         trace_step=h.trace_step, counts=h.counts)
+    if h.scale != 1.0:
+        inputs = type(inputs)(History(inputs.history.values * h.scale), inputs.repairs, inputs.covariates,
+                              inputs.event_windows, inputs.notes, inputs.trace)
+    horizon = steps(exp.forecast.horizon, inputs.history, "forecast.horizon")
+    name, recal, notes, fitted = fit_chosen(inputs, exp.forecast.model, horizon=horizon,
+                                            windows=exp.forecast.calibration_windows, seed=exp.seed,
+                                            progress=lambda d, n: progress("forecast: backtest", d, n))
+    fc = fitted.predict(inputs.history, horizon, inputs.covariates)
+    if recal is not None:
+        fc = recal.apply(fc)
+    frame = fc.to_frame()
+    if inputs.trace is not None:
+        from .forecast.profile import shape_profile
+
+        frame = frame.join(shape_profile(inputs.trace, inputs.history.step, frame.index))
+    frame.index.name = "timestamp"
+    _write_frame(folder / "forecast" / "profile.parquet", frame)
+    tail = inputs.history.values.iloc[-min(len(inputs.history), 4 * horizon):]
+    _write_frame(folder / "forecast" / "history.parquet", tail)
+    info = {"model": fc.model, "series": str(h.series), "scale": h.scale, "step": str(inputs.history.step),
+            "horizon_steps": horizon, "trained_until": str(inputs.history.values.index[-1]),
+            "notes": [*inputs.repairs.lines, *inputs.notes, *notes, *fc.notes]}
+    _write(folder / "forecast" / "forecast.json", json.dumps(info, indent=2))
+    return info
+
+
+def _regime_load(regime: dict) -> dict:
+    rep = regime["representative"]
+    return {k: v for k, v in rep.items() if k == "requests_per_s" or k.startswith("mix_")}
+
+
+def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, done: dict, folder: Path,
+                 progress: Progress) -> dict:
+    from .load import scenarios as edge_cases
+    from .policy.store import PolicyStore
+    from .sweep.regimes import distance
+    from .sweep.study import finish, run_study
+    from .sweep.task import SweepTask, window_profile
+
+    edited = model
+    load_cases = []
+    if exp.scenarios:
+        cases = edge_cases.parse(exp.scenarios, source=f"{exp.name}: scenarios")
+        edited, _ = edge_cases.apply([c for c in cases if c.acts_on == "model"], model, None,
+                                     np.random.default_rng(exp.seed))
+        load_cases = [c.model_dump(mode="json") for c in cases if c.acts_on == "load"]
+    task = SweepTask(study=f"{exp.name}.{regime['name']}", model=edited.model_dump(by_alias=True),
+                     profile=window_profile(_regime_load(regime), exp.sweep.window), scenarios=load_cases,
+                     settings=exp.sweep.model_dump(mode="json"), seed=exp.seed * 1000 + index)
+    # warm start: the best of the nearest regime already swept, here or in the policy database
+    warm, source = [], None
+    if exp.sweep.warm_start:
+        nearest = []
+        for name, doc in done.items():
+            nearest.append((distance(regime["vector"], doc["regime"]["vector"]),
+                            [c["params"] for c in doc["result"]["candidates"] if c["feasible"]], f"regime {name}"))
+        with PolicyStore(policy_url(exp, folder)) as store:
+            for p in store.policies(model=model.name):
+                nearest.append((distance(regime["vector"], p.vector), [p.params],
+                                f"policy {p.experiment}/{p.regime} v{p.version}"))
+        nearest = [n for n in nearest if n[1]]
+        if nearest:
+            _, warm, source = min(nearest, key=lambda n: n[0])
+            warm = warm[: exp.sweep.warm_start]
+    url = storage_url(exp, folder)
+    run_study(url, task, warm=warm, workers=exp.sweep.workers,
+              progress=lambda d, n: progress(f"sweep {regime['name']}", d, n))
+    result = finish(url, task, jobs=exp.sweep.workers,
+                    progress=lambda d, n: progress(f"replications {regime['name']}", d, n))
+    return {"regime": regime, "study": task.study, "storage": url.split("@")[-1], "warm_start_from": source,
+            "warm_start": warm, "result": result.to_dict()}
+
+
+def _confidence(candidate: dict, constraints: dict) -> float:
+    if not constraints:
+        return 1.0
+    reps = candidate.get("replications") or []
+    if not reps:
+        return 0.0
+    ok = [all(r.get(m) is not None and r[m] <= b for m, b in constraints.items()) for r in reps]
+    return sum(ok) / len(ok)
+
+
+def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, results: dict, folder: Path) -> dict:
+    from .policy.store import PolicyStore, RunRecord
+
+    out = []
+    with PolicyStore(policy_url(exp, folder)) as store:
+        for regime in regimes_doc["regimes"]:
+            doc = results[regime["name"]]
+            r = doc["result"]
+            winner = r["winner"]
+            if winner is None:
+                out.append({"regime": regime["name"], "stored": False,
+                            "reason": "no finalist met the constraints; nothing to recommend for this regime"})
+                continue
+            runs = [RunRecord(c["params"], c["estimates"], list(range(exp.sweep.replications)), doc["study"],
+                              c["trial"]) for c in r["candidates"]]
+            confidence = _confidence(winner, r["constraints"])
+            p = store.record(model=model.name, experiment=exp.name, regime=regime["name"],
+                             load=regime["representative"], vector=regime["vector"], params=winner["params"],
+                             confidence=confidence, runs=runs)
+            out.append({"regime": regime["name"], "stored": True, "version": p.version, "confidence": confidence,
+                        "params": p.params})
+    return {"db": policy_url(exp, folder).split("@")[-1], "policies": out}
+
+
+def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, folder: Path) -> dict:
+    """Which settings to hold from when.  Each step's load (the forecast at the regimes'
+    quantile) is matched to the nearest stored policy with hysteresis; the schedule applies that
+    policy's own parameters, as swept and replicated on the twin (a blend of neighbours, which
+    ``twin policy query`` gives for a new load, was never run as such).  A change towards a
+    quieter regime waits until it would hold ``min_hold``; a change towards a busier one is made
+    at once.  Every change is applied ``lead_time`` before its step."""
+    from .load.profile_workload import rate_column
+    from .policy.engine import policy_for
+    from .policy.store import PolicyStore
+
+    with PolicyStore(policy_url(exp, folder)) as store:
+        policies = [p for p in store.policies(model=model.name) if p.experiment == exp.name]
+    busy = {f"{p.experiment}/{p.regime}": p.load.get("requests_per_s", 0.0) for p in policies}
+    q = exp.regimes.quantile
+    col = rate_column(profile, "requests_per_s", q)
+    mix = [c for c in profile.columns if c.startswith("mix_")]
+    step = profile.index[1] - profile.index[0] if len(profile) > 1 else pd.Timedelta(minutes=5)
+    steps, held = [], None
+    for t, row in profile.iterrows():
+        load = {"requests_per_s": float(row[col]), **{c: float(row[c]) for c in mix}}
+        if "burstiness" in profile:
+            load["burstiness"] = float(row["burstiness"])
+        d = policy_for(load, policies, model, k=1, max_distance=exp.policy.max_distance,
+                       hysteresis=exp.policy.hysteresis, held=held)
+        if d.params is not None:
+            held = d
+        steps.append((t, d))
+    # scale-down stabilisation: a quieter anchor that does not last min_hold keeps the busier settings
+    hold_steps = max(1, int(math.ceil(exp.schedule.min_hold / step.total_seconds())))
+    anchors = [d.anchor_name for _, d in steps]
+    chosen = list(anchors)
+    for i in range(1, len(steps)):
+        prev = chosen[i - 1]
+        if anchors[i] == prev or anchors[i] is None or prev is None:
+            chosen[i] = anchors[i] or prev
+            continue
+        if busy.get(anchors[i], 0.0) < busy.get(prev, 0.0):
+            run_ = anchors[i:i + hold_steps]
+            if len(run_) < hold_steps and i + len(run_) < len(steps) or any(a != anchors[i] for a in run_):
+                chosen[i] = prev
+    by_anchor = {f"{p.experiment}/{p.regime}": p for p in policies}
+    lead = pd.Timedelta(seconds=exp.schedule.lead_time)
+    entries = []
+    for (t, d), anchor in zip(steps, chosen):
+        p = by_anchor.get(anchor)
+        params = p.params if p is not None else None
+        if entries and entries[-1]["anchor"] == anchor:
+            entries[-1]["until"] = (t + step).isoformat()
+            entries[-1]["steps"] += 1
+            entries[-1]["sweep_needed"] = entries[-1]["sweep_needed"] or d.sweep_needed
+            continue
+        note = d.reason if anchor == d.anchor_name else f"kept: {d.anchor_name} would not hold " \
+                                                         f"{exp.schedule.min_hold / 60:g} min"
+        entries.append({"apply_at": (t - lead).isoformat(), "from": t.isoformat(), "until": (t + step).isoformat(),
+                        "steps": 1, "anchor": anchor, "params": params,
+                        "confidence": p.confidence if p is not None else 0.0, "reason": note,
+                        "sweep_needed": d.sweep_needed})
+    return {"lead_time_s": exp.schedule.lead_time, "min_hold_s": exp.schedule.min_hold, "quantile": q,
+            "entries": entries}
+
+
+__all__ = ["RunSummary", "STAGES", "check", "load_experiment", "run"]

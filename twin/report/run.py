@@ -1,0 +1,203 @@
+"""The report of ``twin run``: forecast with bands and regimes, each regime's sweep (trials,
+Pareto front, finalists with intervals, parameter importance), and the schedule."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+from .html import figure_tag, page, table
+
+COLOURS = ["C2", "C1", "C4", "C5", "C6", "C8", "C9", "C7", "tab:olive", "tab:cyan", "C3", "C0"]  # the band is C0
+
+
+def _num(x, digits=4) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def _est(e: dict | None) -> str:
+    if not e or e.get("mean") is None:
+        return "–"
+    if e.get("half_width") is None:
+        return _num(e["mean"])
+    return f"{_num(e['mean'])} ± {_num(e['half_width'], 2)}"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _forecast_figure(history: pd.DataFrame, profile: pd.DataFrame, regimes_doc: dict, quantile: float) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.plot(history.index, history["requests_per_s"], color="black", lw=0.8, label="history")
+    ax.plot(profile.index, profile["requests_per_s"], color="C0", lw=1.2, label="median forecast")
+    qs = sorted(float(c.rsplit("_q", 1)[1]) for c in profile.columns if c.startswith("requests_per_s_q"))
+    if len(qs) >= 2:
+        lo, hi = qs[0], qs[-1]
+        ax.fill_between(profile.index, profile[f"requests_per_s_q{lo:g}"], profile[f"requests_per_s_q{hi:g}"],
+                        color="C0", alpha=0.2, label=f"q{lo:g}-q{hi:g}")
+    col = f"requests_per_s_q{quantile:g}"
+    if col in profile:
+        ax.plot(profile.index, profile[col], color="C3", lw=0.9, ls="--", label=f"q{quantile:g} (tuned for)")
+    labels = pd.Series(regimes_doc["labels"])
+    labels.index = pd.to_datetime(labels.index, utc=True)
+    names = [r["name"] for r in regimes_doc["regimes"]]
+    step = profile.index[1] - profile.index[0] if len(profile) > 1 else pd.Timedelta(minutes=5)
+    for t, name in labels.items():
+        ax.axvspan(t, t + step, color=COLOURS[names.index(name) % len(COLOURS)], alpha=0.08, lw=0)
+    for i, name in enumerate(names):
+        ax.plot([], [], color=COLOURS[i % len(COLOURS)], lw=6, alpha=0.3, label=name)
+    ax.set_ylabel("requests/s")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    tag = figure_tag(fig, "Forecast with its band; the background shows each step's load regime")
+    plt.close(fig)
+    return tag
+
+
+def _trials_figure(doc: dict) -> str:
+    plt = _plt()
+    r = doc["result"]
+    objectives = r["objectives"]
+    hist = r["history"]
+    if len(objectives) >= 2:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for t in hist:
+            if t["values"] is None:
+                continue
+            ax.scatter(t["values"][0], t["values"][1], s=14, color="C0" if t["feasible"] else "0.7")
+        front = sorted((p["values"] for p in r["pareto"] if p["feasible"]), key=lambda v: v[0])
+        if front:
+            ax.plot([v[0] for v in front], [v[1] for v in front], color="C3", lw=1.2, marker="o", ms=4,
+                    label="Pareto front")
+            ax.legend(fontsize=7)
+        ax.set_xlabel(f"{objectives[0][0]} ({objectives[0][1]})")
+        ax.set_ylabel(f"{objectives[1][0]} ({objectives[1][1]})")
+        caption = f"{doc['regime']['name']}: trials (grey: infeasible) and the feasible Pareto front"
+    else:
+        (metric, direction), = objectives
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        best, xs, ys = None, [], []
+        for t in sorted(hist, key=lambda t: t["number"]):
+            if t["state"] == "pruned":
+                ax.axvline(t["number"], color="0.85", lw=0.8)
+                continue
+            if t["values"] is None:
+                continue
+            v = t["values"][0]
+            ax.scatter(t["number"], v, s=16, color="C0" if t["feasible"] else "0.6",
+                       marker="s" if t["warm_start"] else "o")
+            if t["feasible"] and (best is None or (v < best if direction == "minimize" else v > best)):
+                best = v
+            if best is not None:
+                xs.append(t["number"])
+                ys.append(best)
+        if xs:
+            ax.step(xs, ys, where="post", color="C3", lw=1.2, label="best feasible so far")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("trial (squares: warm start; grey lines: pruned)")
+        ax.set_ylabel(f"{metric} ({direction})")
+        caption = f"{doc['regime']['name']}: trials, feasible in blue, infeasible in grey"
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tag = figure_tag(fig, caption)
+    plt.close(fig)
+    return tag
+
+
+def _importance_figure(results: dict) -> str | None:
+    items = [(name, d["result"]["importance"]) for name, d in results.items() if d["result"]["importance"]]
+    if not items:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 2.8), squeeze=False)
+    for ax, (name, imp) in zip(axes[0], items):
+        keys = list(imp)[::-1]
+        ax.barh(keys, [imp[k] for k in keys], color="C2")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    tag = figure_tag(fig, "Parameter importance (PED-ANOVA on the objective, penalised for broken constraints)")
+    plt.close(fig)
+    return tag
+
+
+def _finalists(doc: dict) -> str:
+    r = doc["result"]
+    metrics = [m for m, _ in r["objectives"]] + [m for m in r["constraints"] if m not in dict(r["objectives"])]
+    header = ["verdict", "trial", "parameters"] + [
+        f"{m} ≤ {r['constraints'][m]:g}" if m in r["constraints"] else m for m in metrics] + ["constraints met"]
+    rows = []
+    for c in r["candidates"]:
+        reps = c.get("replications") or []
+        met = (sum(all(x.get(m) is not None and x[m] <= b for m, b in r["constraints"].items()) for x in reps)
+               if r["constraints"] else len(reps))
+        rows.append([c["verdict"], c["trial"], ", ".join(f"{k}={v}" for k, v in c["params"].items())]
+                    + [_est(c["estimates"].get(m)) for m in metrics] + [f"{met}/{len(reps)}"])
+    return table(header, rows)
+
+
+def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes_doc: dict, results: dict,
+               schedule: dict, forecast_info: dict) -> str:
+    s = exp.sweep
+    objective = ", ".join(f"{d} {m}" for m, d in s.objectives)
+    constraints = ", ".join(f"{m} ≤ {b:g}" for m, b in s.constraints.items()) or "none"
+    sections = [
+        f"<p class='meta'>experiment <b>{html.escape(exp.name)}</b> · model <b>{html.escape(model.name)}</b> · "
+        f"seed {exp.seed} · forecast {html.escape(forecast_info['model'])} from "
+        f"{html.escape(str(forecast_info['series']))} (x{forecast_info['scale']:g}), "
+        f"trained until {html.escape(forecast_info['trained_until'])}</p>",
+        "<h2>Forecast and load regimes</h2>",
+        _forecast_figure(history, profile, regimes_doc, exp.regimes.quantile),
+        table(["regime", "steps", "share", f"requests/s at q{exp.regimes.quantile:g}", "class mix"],
+              [[r["name"], r["steps"], f"{r['share']:.0%}", _num(r["representative"]["requests_per_s"]),
+                ", ".join(f"{k[4:]} {v:.0%}" for k, v in r["representative"].items() if k.startswith("mix_")) or
+                "the model's shares"] for r in regimes_doc["regimes"]]),
+        f"<h2>Sweeps</h2><p>Objective: {html.escape(objective)}; constraints: {html.escape(constraints)}. "
+        f"{s.trials} trials per regime on a {s.window:g} s window of synthesized load (every trial of a regime "
+        f"faces the same load and seeds), then the {s.finalists} leading candidates re-run on {s.replications} "
+        f"independent loads; 95% intervals. A finalist whose interval overlaps the winner's, or within "
+        f"{s.tie_tolerance:.0%} of it, is a tie.</p>",
+    ]
+    if exp.scenarios:
+        sections.append("<p>Edge cases in every regime: " + html.escape(
+            "; ".join(", ".join(f"{k}={v}" for k, v in c.items()) for c in exp.scenarios)) + "</p>")
+    for name, doc in results.items():
+        r = doc["result"]
+        winner = r["winner"]
+        head = f"<h3>{html.escape(name)}</h3><p>study <code>{html.escape(doc['study'])}</code> · trials " + \
+            ", ".join(f"{k} {v}" for k, v in r["trials"].items())
+        if doc.get("warm_start_from"):
+            head += f" · warm start from {html.escape(doc['warm_start_from'])}"
+        head += "</p>"
+        verdict = (f"<p><b>Winner</b>: {html.escape(', '.join(f'{k}={v}' for k, v in winner['params'].items()))}</p>"
+                   if winner else "<p><b>No finalist met the constraints</b>: nothing is recommended for this "
+                                  "regime; widen the tunables' bounds or relax the constraints.</p>")
+        sections += [head, _trials_figure(doc), verdict, _finalists(doc)]
+    imp = _importance_figure(results)
+    if imp:
+        sections += ["<h2>Parameter importance</h2>", imp]
+    rows = []
+    for e in schedule["entries"]:
+        rows.append([e["apply_at"][:16].replace("T", " "), e["from"][:16].replace("T", " "),
+                     e["until"][:16].replace("T", " "), e["anchor"] or "–",
+                     ", ".join(f"{k}={v}" for k, v in (e["params"] or {}).items()) or "–",
+                     _num(e["confidence"], 2), "sweep needed" if e["sweep_needed"] else e["reason"]])
+    sections += [f"<h2>Schedule</h2><p>Settings to hold, applied {schedule['lead_time_s'] / 60:g} minutes ahead "
+                 f"of the load they are for (q{schedule['quantile']:g} of the forecast, matched to the policy "
+                 f"database with hysteresis).</p>",
+                 table(["apply at", "from", "until", "nearest regime", "parameters", "confidence", "note"], rows)]
+    return page(f"twin run: {exp.name}", sections)
+
+
+__all__ = ["render_run"]
