@@ -1,0 +1,132 @@
+"""`twin run EXPERIMENT` as a user meets it: every stage's files, a rerun that resumes, a changed
+setting that reruns its stages, the policy commands on the result, and configs refused before
+any work starts."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_cli import twin
+
+MODEL = """
+name: mmc_sized
+classes:
+  job: {share: 1.0, entry: server}
+services:
+  server:
+    workers: 4
+    service_time_s: {dist: exponential, mean: 0.2}
+    price_per_instance_hour: 0.1
+tunables:
+  workers: {type: int, low: 1, high: 10, targets: services.server.workers}
+"""
+
+EXPERIMENT = """
+name: tiny
+seed: 3
+model: mmc.yaml
+history: {{series: load.csv, time_zone: UTC}}
+forecast: {{model: seasonal_naive_daily, horizon: 12h, calibration_windows: 2}}
+regimes: {{max: 2, quantile: 0.9}}
+sweep:
+  maximize: [service.server.utilisation]
+  minimize: []
+  constraints: {{latency_mean_s: 0.3}}
+  trials: {trials}
+  finalists: 2
+  replications: 3
+  window: 5min
+  warmup: 30s
+schedule: {{lead_time: 10min, min_hold: 0s}}
+"""
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    idx = pd.date_range("2026-03-02", periods=24 * 14, freq="h")
+    rng = np.random.default_rng(0)
+    day = (idx.hour >= 8) & (idx.hour < 20)
+    rate = np.where(day, 14.0, 5.0) + rng.normal(0, 0.3, len(idx))  # quiet nights, busy days
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": rate.round(3)}).to_csv(
+        tmp_path / "load.csv", index=False)
+    (tmp_path / "mmc.yaml").write_text(MODEL)
+
+    def write(trials=8, extra=""):
+        path = tmp_path / "tiny.yaml"
+        path.write_text(EXPERIMENT.format(trials=trials) + extra)
+        return path
+    return write
+
+
+def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
+    out = tmp_path / "run"
+    r = twin("run", experiment(), "--out", out)
+    assert r.returncode == 0, r.stderr
+    for f in ("model.yaml", "forecast/profile.parquet", "regimes.json", "policy.json", "schedule.json", "schedule.csv",
+              "report.html", "studies.db", "policy.db", "stages.json"):
+        assert (out / f).exists(), f
+    regimes = json.loads((out / "regimes.json").read_text())["regimes"]
+    assert [r["name"] for r in regimes] == ["regime-1", "regime-2"]
+    quiet, busy = (json.loads((out / "sweep" / f"{r['name']}.json").read_text())["result"]["winner"] for r in regimes)
+    # M/M/c at 0.2 s: the quiet regime (~5.5/s at q0.9) needs fewer workers than the busy one (~15/s)
+    assert quiet["params"]["workers"] < busy["params"]["workers"]
+    assert busy["estimates"]["latency_mean_s"]["mean"] <= 0.3
+    schedule = json.loads((out / "schedule.json").read_text())["entries"]
+    assert len(schedule) >= 2 and {e["anchor"] for e in schedule} == {"tiny/regime-1", "tiny/regime-2"}
+    first = pd.Timestamp(schedule[0]["from"])
+    assert pd.Timestamp(schedule[0]["apply_at"]) == first - pd.Timedelta(minutes=10)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "Schedule" in html and "regime-2" in html
+
+    again = twin("run", experiment(), "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert "resumed: model, forecast, regimes, sweep:regime-1, sweep:regime-2, policy, schedule, report" in again.stdout
+
+    more = twin("run", experiment(trials=10), "--out", out)  # more trials: the studies go on, later stages rerun
+    assert more.returncode == 0, more.stderr
+    assert "resumed: model, forecast, regimes" in more.stdout and "sweep: regime-1" in more.stdout
+    doc = json.loads((out / "sweep" / "regime-1.json").read_text())["result"]
+    assert sum(doc["trials"].values()) == 10
+
+    shown = twin("policy", "show", "--db", f"sqlite:///{out / 'policy.db'}", "--all")
+    assert shown.returncode == 0 and shown.stdout.count("tiny") == 4  # two regimes, two versions each
+    q = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
+             "--rate", 14, "--json")
+    assert q.returncode == 0, q.stderr
+    assert json.loads(q.stdout)["params"]["workers"] >= busy["params"]["workers"] - 1
+    far = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
+               "--rate", 500)
+    assert far.returncode == 1 and "no close neighbour" in far.stdout
+    exported = twin("policy", "export", "--db", f"sqlite:///{out / 'policy.db'}", "-o", tmp_path / "p.json")
+    assert exported.returncode == 0
+    assert len(json.loads((tmp_path / "p.json").read_text())["policies"]) == 2
+
+
+def test_an_unknown_key_is_named_with_its_line(experiment, tmp_path):
+    out = tmp_path / "run"
+    r = twin("run", experiment(extra="colour: blue\n"), "--out", out)
+    assert r.returncode == 2 and "tiny.yaml:18: colour: unknown key" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("  warmup: 30s", "  warmup: 10min", "sweep.warmup: expected less than the window"),
+    ("  trials: 8", "  trials: 0", "sweep.trials"),
+    ("  constraints: {latency_mean_s: 0.3}", "  constraints: {latency_p98_s: 0.3}", "unknown metric 'latency_p98_s'"),
+    ("  finalists: 2", "  finalists: 2\n  tunables: [workers, threads]", "'threads' is not a tunable of model"),
+    ("  finalists: 2", "  finalists: 2\n  storage: postgresql://twin@127.0.0.1:1/x", "cannot open it"),
+    ("model: mmc.yaml", "model: nosuch.yaml", "model: no such file"),
+    ("regimes: {max: 2, quantile: 0.9}", "regimes: {max: 2, quantile: 1.5}", "regimes.quantile"),
+])
+def test_impossible_settings_are_named(experiment, tmp_path, old, new, message):
+    path = experiment()
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    out = tmp_path / "run"
+    r = twin("run", path, "--out", out)
+    assert r.returncode == 2, r.stdout
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
