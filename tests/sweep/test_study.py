@@ -114,3 +114,23 @@ def test_warm_start_runs_first_and_a_rerun_resumes(mmc, tmp_path):
 def test_a_storage_that_cannot_be_used_is_named(url, message):
     with pytest.raises(TwinError, match=message):
         open_storage(url)
+
+
+def test_two_objectives_keep_the_pareto_front(tmp_path):
+    """Latency against cost on an M/M/c where each worker is an instance of price 1: more
+    workers, lower latency, higher cost.  Every stable setting is on the front."""
+    path = tmp_path / "mmc_priced.yaml"
+    path.write_text(MMC.replace("    workers: 4\n", "    workers: 1\n    instances: 4\n    price_per_instance_hour: 1.0\n"
+                                ).replace("targets: services.server.workers", "targets: services.server.instances"))
+    model = load_model(path)
+    url = f"sqlite:///{tmp_path / 'pareto.db'}"
+    t = task(model, "pareto", maximize=[], minimize=["latency_mean_s", "cost"], constraints={"error_rate": 0.01},
+             trials=12, sampler="nsga2", prune=False, finalists=3, replications=3)
+    run_study(url, t)
+    result = finish(url, t)
+    front = {p["params"]["workers"] for p in result.pareto if p["feasible"]}
+    assert front and min(front) >= 4  # an unstable setting (3 or fewer) is never on the front
+    assert len(front) >= 2
+    assert result.winner is not None and all(c.verdict in ("winner", "pareto", "loses") for c in result.candidates)
+    # the winner is the front's best on the first objective (latency): the most workers replicated
+    assert result.winner.params["workers"] == max(c.params["workers"] for c in result.candidates)

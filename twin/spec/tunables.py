@@ -80,8 +80,8 @@ class Tunable(BaseModel):
             if unit and "unit" not in data:
                 data["unit"] = unit
             parse = parse_bytes if unit == "bytes" else parse_seconds if unit == "seconds" else _parse_any
-            for bound in ("low", "high"):
-                if bound in data:
+            for bound in ("low", "high", "step"):
+                if bound in data and data[bound] is not None:
                     data[bound] = parse(data[bound])
         return data
 
