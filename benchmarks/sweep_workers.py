@@ -7,7 +7,7 @@ copy of the study is then run by two worker processes started together.  The rat
 wall times is the speed-up; both include the workers' start-up (imports, kernel loading), as a
 user running workers pays it.
 
-    python benchmarks/sweep_workers.py [--url postgresql://postgres@127.0.0.1:5432/test --trials 24]
+    python benchmarks/sweep_workers.py [--url postgresql://postgres@127.0.0.1:5432/test --trials 40]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("TWIN_TEST_POSTGRES_URL",
                                                         "postgresql://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--trials", type=int, default=40)
     args = parser.parse_args()
     storage = open_storage(args.url)
     names = [make(storage, args.trials) for _ in range(2)]

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,8 @@ def estimate(values: Iterable[float], level: float = 0.95) -> Estimate:
         return Estimate(math.nan, math.nan, 0, level)
     if n == 1:
         return Estimate(float(x[0]), math.nan, 1, level)
+    from scipy import stats  # here, not at import: a worker process starts a second sooner
+
     sd = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     return Estimate(float(x.mean()), half, n, level)
@@ -63,5 +64,7 @@ def welch_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
+    from scipy import stats
+
     half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
     return Estimate(float(a.mean() - b.mean()), half, len(a) + len(b), level)

@@ -40,6 +40,7 @@ from .task import Evaluator, SweepTask, constraint_values
 
 HEARTBEAT_S = 3
 GRACE_S = 12
+POLL_S = 0.5  # how often an idle worker looks for the last trials' outcome
 TASK_ATTR = "twin.task"
 PARTIAL = 1 / 3  # the partial window a trial is judged on before it runs whole
 
@@ -290,7 +291,7 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
         if finished >= target and c[TrialState.WAITING] == 0:
             break
         if finished + c[TrialState.RUNNING] >= target and c[TrialState.WAITING] == 0:
-            time.sleep(HEARTBEAT_S)  # others are finishing the last trials; one may die and need a retry
+            time.sleep(POLL_S)  # others are finishing the last trials; one may die and need a retry
             continue
         with _quiet():
             trial = study.ask(dists)
