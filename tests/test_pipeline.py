@@ -99,9 +99,15 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     far = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
                "--rate", 500)
     assert far.returncode == 1 and "no close neighbour" in far.stdout
+    swept = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
+                 "--rate", 30, "--sweep", experiment(trials=6), "--out", out, "--json")
+    assert swept.returncode == 0, swept.stderr
+    assert "no close neighbour" in swept.stderr
+    answer = json.loads(swept.stdout)
+    assert answer["neighbours"][0]["regime"] == "load-30rps" and answer["params"]["workers"] >= 7  # 30/s at 0.2 s
     exported = twin("policy", "export", "--db", f"sqlite:///{out / 'policy.db'}", "-o", tmp_path / "p.json")
     assert exported.returncode == 0
-    assert len(json.loads((tmp_path / "p.json").read_text())["policies"]) == 2
+    assert len(json.loads((tmp_path / "p.json").read_text())["policies"]) == 3
 
 
 def test_an_unknown_key_is_named_with_its_line(experiment, tmp_path):
@@ -130,3 +136,23 @@ def test_impossible_settings_are_named(experiment, tmp_path, old, new, message):
     assert r.returncode == 2, r.stdout
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_the_model_can_be_calibrated_from_traces_first(experiment, tmp_path):
+    """`calibrate:` instead of `model:`: the twin's own trace of the M/M/c calibrates the skeleton
+    (service times fitted), whose tunable the sweep then moves."""
+    out = twin("simulate", tmp_path / "mmc.yaml", "--rate", 15, "--duration", 120, "--warmup", 0, "--replications", 1,
+               "--trace", tmp_path / "trace.parquet")
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "skeleton.yaml").write_text(
+        "name: mmc_sized\nservices:\n  server: {workers: 4, price_per_instance_hour: 0.1}\n"
+        "tunables:\n  workers: {type: int, low: 1, high: 10, targets: services.server.workers}\n")
+    path = experiment(trials=6)
+    path.write_text(path.read_text().replace("model: mmc.yaml",
+                                             "calibrate: {traces: [trace.parquet], skeleton: skeleton.yaml}"))
+    r = twin("run", path, "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert "model: calibrating from traces" in r.stdout
+    model = (tmp_path / "run" / "model.yaml").read_text()
+    assert "provenance" in model and "service_time_s" in model
+    assert json.loads((tmp_path / "run" / "policy.json").read_text())["policies"]

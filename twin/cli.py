@@ -657,6 +657,17 @@ def cmd_policy(args) -> int:
         load["burstiness"] = args.burstiness
     d = policy_for(load, [p for p in policies if p.model == model.name], model, k=args.neighbours,
                    max_distance=args.max_distance)
+    if d.params is None and args.sweep:
+        from .pipeline import sweep_load
+
+        print(f"{d.reason}: sweeping it with {args.sweep}", file=sys.stderr if args.json else sys.stdout)
+        with _Progress(True) as bar:
+            stored = sweep_load(args.sweep, load, db=args.db, out=args.out, progress=bar.update)
+        if not stored["stored"]:
+            raise TwinError(f"the sweep found no settings for this load: {stored['reason']}")
+        with PolicyStore(args.db) as store:
+            policies = store.policies(model=model.name)
+        d = policy_for(load, policies, model, k=args.neighbours, max_distance=args.max_distance)
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, default=str))
         return 0 if d.params is not None else 1
@@ -923,6 +934,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burstiness", type=_nonneg, help="query: index of dispersion")
     p.add_argument("--neighbours", type=_count, default=3)
     p.add_argument("--max-distance", type=_nonneg, default=1.0)
+    p.add_argument("--sweep", type=Path, metavar="EXPERIMENT",
+                   help="query: with no close neighbour, sweep this load with the experiment's model and sweep "
+                        "settings, store the outcome in --db, and answer from it")
+    p.add_argument("--out", type=Path, metavar="DIR", help="query --sweep: run folder (default runs/<experiment>)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-o", "--output", metavar="FILE.json", help="export: write here instead of stdout")
     p.set_defaults(func=cmd_policy)

@@ -475,4 +475,27 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
             "entries": entries}
 
 
-__all__ = ["RunSummary", "STAGES", "check", "load_experiment", "run"]
+def sweep_load(path: str | Path, load: dict, *, db: str, out: str | Path | None = None,
+               progress: Progress = _quiet) -> dict:
+    """Sweep one load the policy database has no close neighbour for (what ``twin policy query
+    --sweep EXPERIMENT`` does): the experiment's model, sweep settings and edge cases, the load as
+    a regime of its own, the outcome stored in ``db``.  Returns the policy stored (or why not)."""
+    from .sweep.regimes import load_vector
+
+    exp = load_experiment(path)
+    exp = exp.model_copy(update={"policy": exp.policy.model_copy(update={"db": db})})
+    folder = Path(out) if out is not None else Path("runs") / exp.name
+    model = check(exp, str(path), folder)
+    if model is None:
+        raise SpecError([Problem("model", "a sweep for one load needs a model file, not a calibration", str(path))])
+    rf = RunFolder(folder)
+    rate = load["requests_per_s"]
+    name = f"load-{rate:.4g}rps" + "".join(f"-{k[4:]}{v:.2g}" for k, v in sorted(load.items()) if k.startswith("mix_"))
+    regime = {"name": name, "steps": 0, "share": 0.0, "representative": dict(load), "vector": load_vector(load)}
+    doc = _stage_sweep(exp, model, regime, 100, {}, rf.path, progress)
+    _write(rf.path / "sweep" / f"{name}.json", json.dumps(doc, indent=2, default=_json_default))
+    out_doc = _stage_policy(exp, model, {"regimes": [regime]}, {name: doc}, rf.path)
+    return out_doc["policies"][0]
+
+
+__all__ = ["RunSummary", "STAGES", "check", "load_experiment", "run", "sweep_load"]
