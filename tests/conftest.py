@@ -46,3 +46,12 @@ def postgres_url():
             pytest.fail(f"PostgreSQL at {url} is needed in CI and cannot be reached: {e}")
         pytest.skip(f"no PostgreSQL at {url}: {e}")
     return url
+
+
+def mmc_model(low: int = 1, high: int = 8, price: float | None = None) -> str:
+    """The M/M/c of models/validation/mmc.yaml (16/s, mean service 0.2 s) with its workers as a
+    tunable in [low, high]: the sweeps' test model, whose answers Erlang C gives."""
+    priced = f"    price_per_instance_hour: {price}\n" if price is not None else ""
+    return ("name: mmc_sized\nclasses:\n  job: {share: 1.0, entry: server}\nservices:\n  server:\n    workers: 4\n"
+            f"    service_time_s: {{dist: exponential, mean: 0.2}}\n{priced}tunables:\n"
+            f"  workers: {{type: int, low: {low}, high: {high}, targets: services.server.workers}}\n")

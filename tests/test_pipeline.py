@@ -8,20 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import mmc_model
 from tests.test_cli import twin
 
-MODEL = """
-name: mmc_sized
-classes:
-  job: {share: 1.0, entry: server}
-services:
-  server:
-    workers: 4
-    service_time_s: {dist: exponential, mean: 0.2}
-    price_per_instance_hour: 0.1
-tunables:
-  workers: {type: int, low: 1, high: 10, targets: services.server.workers}
-"""
+MODEL = mmc_model(1, 10, price=0.1)
 
 EXPERIMENT = """
 name: tiny
@@ -90,8 +80,17 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     doc = json.loads((out / "sweep" / "regime-1.json").read_text())["result"]
     assert sum(doc["trials"].values()) == 10
 
+    path = experiment(trials=10)
+    path.write_text(path.read_text().replace("replications: 3", "replications: 4"))
+    again = twin("run", path, "--out", out)  # what is done after the trials changed: the studies are kept
+    assert again.returncode == 0, again.stderr
+    doc = json.loads((out / "sweep" / "regime-1.json").read_text())["result"]
+    assert sum(doc["trials"].values()) == 10 and len(doc["candidates"][0]["replications"]) == 4
+    bad_mix = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
+                   "--rate", 14, "--mix", "jobs=1")
+    assert bad_mix.returncode == 2 and "expected CLASS=SHARE with a class of mmc_sized (job)" in bad_mix.stderr
     shown = twin("policy", "show", "--db", f"sqlite:///{out / 'policy.db'}", "--all")
-    assert shown.returncode == 0 and shown.stdout.count("tiny") == 4  # two regimes, two versions each
+    assert shown.returncode == 0 and shown.stdout.count("tiny") == 6  # two regimes, three versions each
     q = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
              "--rate", 14, "--json")
     assert q.returncode == 0, q.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -574,8 +575,9 @@ def cmd_synth(args) -> int:
                               f"{graph.mean_requests():.2f} requests, {graph.mean_session_s():.0f} s each)")
     if bursts is not None:
         levels = bursts.rates / bursts.rate_per_s
+        stays = ", ".join(f"{1 / v:.3g} s" if v > 0 else "forever" for v in bursts.leave)
         t.add_row("bursts", f"MMPP from {args.bursts_from}: levels {', '.join(f'{x:.2f}x' for x in levels)} of the "
-                            f"rate, mean stays {', '.join(f'{1 / v:.3g} s' if v > 0 else 'forever' for v in bursts.leave)}")
+                            f"rate, mean stays {stays}")
     console.print(t)
     for case in cases:
         console.print(f"edge case: {case.kind} ({case.acts_on})")
@@ -604,7 +606,9 @@ def cmd_run(args) -> int:
                   ", ".join(f"{k}={v}" for k, v in (e["params"] or {}).items()) or "none: sweep needed",
                   f"{e['confidence']:.2f}")
     console.print(t)
-    console.print(f"run folder: {summary.folder} (report.html, schedule.csv, policy.db, studies.db)", highlight=False)
+    local = [f for f in ("policy.db", "studies.db") if (summary.folder / f).exists()]
+    console.print(f"run folder: {summary.folder} (report.html, schedule.csv{''.join(', ' + f for f in local)})",
+                  highlight=False)
     return 0
 
 
@@ -650,15 +654,31 @@ def cmd_policy(args) -> int:
     for item in args.mix or []:
         name, _, share = item.partition("=")
         try:
-            load[f"mix_{name}"] = float(share)
+            value = float(share)
         except ValueError:
-            raise TwinError(f"--mix {item}: expected CLASS=SHARE, e.g. browse=0.7") from None
+            value = math.nan
+        if name not in model.classes or not math.isfinite(value) or value < 0:
+            raise TwinError(f"--mix {item}: expected CLASS=SHARE with a class of {model.name} "
+                            f"({', '.join(model.classes)}) and a share >= 0, e.g. {next(iter(model.classes))}=0.7")
+        load[f"mix_{name}"] = value
+    total = sum(v for k, v in load.items() if k.startswith("mix_"))
+    if args.mix and total <= 0:
+        raise TwinError("--mix: the shares add up to 0")
+    load.update({k: v / total for k, v in load.items() if k.startswith("mix_")})  # shares, as profiles hold them
     if args.burstiness is not None:
         load["burstiness"] = args.burstiness
+    if args.all:
+        raise TwinError("policy query: --all is for show and export; a query blends the newest version of each "
+                        "regime")
     d = policy_for(load, [p for p in policies if p.model == model.name], model, k=args.neighbours,
                    max_distance=args.max_distance)
     if d.params is None and args.sweep:
-        from .pipeline import sweep_load
+        from .pipeline import load_experiment, sweep_load
+
+        exp = load_experiment(args.sweep)
+        if exp.model is None or load_model(exp.model).name != model.name:
+            raise TwinError(f"--sweep {args.sweep}: its model is not {model.name} (from --model-file); the policy "
+                            f"it stores would not answer this query")
 
         print(f"{d.reason}: sweeping it with {args.sweep}", file=sys.stderr if args.json else sys.stdout)
         with _Progress(True) as bar:
@@ -692,7 +712,8 @@ def cmd_sweep(args) -> int:
         if not args.study:
             raise TwinError("--worker: name the study to join with --study (twin sweep --storage URL lists them)")
         with _Progress(True) as bar:
-            ran = join_or_show(args.storage, args.study, worker=True, worker_index=args.worker_index,
+            index = args.worker_index if args.worker_index is not None else os.getpid()
+            ran = join_or_show(args.storage, args.study, worker=True, worker_index=index,
                                progress=lambda d, n: bar.update(f"study {args.study}", d, n))
         console.print(f"worker done: ran {ran} trial(s) of study {args.study}")
         return 0
@@ -933,7 +954,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", action="append", metavar="CLASS=SHARE", help="query: class mix (repeat the flag)")
     p.add_argument("--burstiness", type=_nonneg, help="query: index of dispersion")
     p.add_argument("--neighbours", type=_count, default=3)
-    p.add_argument("--max-distance", type=_nonneg, default=1.0)
+    p.add_argument("--max-distance", type=_positive, default=1.0)
     p.add_argument("--sweep", type=Path, metavar="EXPERIMENT",
                    help="query: with no close neighbour, sweep this load with the experiment's model and sweep "
                         "settings, store the outcome in --db, and answer from it")
@@ -949,10 +970,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of workers on any number of machines can join one PostgreSQL storage.")
     p.add_argument("--storage", required=True, metavar="URL",
                    help="study storage: sqlite:///RUN/studies.db or postgresql://user@host:5432/db")
-    p.add_argument("--study", metavar="NAME", help="the study (twin run names them EXPERIMENT.regime-N)")
+    p.add_argument("--study", metavar="NAME",
+                   help="the study (twin run names them EXPERIMENT.regime-N.DIGEST; the digest is of what shapes "
+                        "its trials)")
     p.add_argument("--worker", action="store_true", help="run trials of the study until it is done")
-    p.add_argument("--worker-index", type=_seed, default=0,
-                   help="this worker's number, which seeds its sampler (default 0; give each worker its own)")
+    p.add_argument("--worker-index", type=_seed,
+                   help="this worker's number, which seeds its sampler (default: its process id)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("loadshape", help="a k6 scenario or a Locust load shape from a load profile",

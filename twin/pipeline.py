@@ -62,7 +62,7 @@ def load_experiment(path: str | Path) -> Experiment:
         raise SpecError(problems) from None
 
 
-def check(exp: Experiment, source: str, folder: Path) -> SystemModel | None:
+def check(exp: Experiment, source: str) -> SystemModel | None:
     """What can be checked before work: files, the model and tunables, metrics, edge cases,
     storage URLs.  Returns the model when it is given (not calibrated)."""
     from .load import scenarios as edge_cases
@@ -157,19 +157,19 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
     exp = load_experiment(path)
     source = str(path)
     folder = Path(out) if out is not None else Path("runs") / exp.name
-    check(exp, source, folder)
+    check(exp, source)
     rf = RunFolder(folder)
     skipped, ran, notes = [], [], []
     cfg = exp.model_dump(mode="json")
 
     # 1. model ----------------------------------------------------------------------------------
-    k_model = _key("model", cfg["model"], cfg.get("calibrate"),
-                   Path(exp.model).read_text() if exp.model else None, cfg["scenarios"])
+    inputs = [*exp.calibrate.traces, exp.calibrate.skeleton] if exp.calibrate else [exp.model]
+    k_model = _key("model", cfg["model"], cfg.get("calibrate"), *[_file_digest(p) for p in inputs])
     if rf.done("model", k_model, "model.yaml"):
         skipped.append("model")
     else:
         say("model: " + ("calibrating from traces" if exp.calibrate else f"taking {exp.model}"))
-        model = _stage_model(exp, rf.path)
+        _stage_model(exp, rf.path)
         rf.mark("model", k_model)
         ran.append("model")
     model = load_model(rf.path / "model.yaml")
@@ -177,7 +177,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
 
     # 2. forecast -------------------------------------------------------------------------------
     k_forecast = _key("forecast", k_model, cfg["history"], cfg["forecast"], exp.seed,
-                      _file_digest(exp.history.series))
+                      *[_file_digest(p) for p in (exp.history.series, exp.history.events, exp.history.social)])
     if rf.done("forecast", k_forecast, "forecast/profile.parquet"):
         skipped.append("forecast")
     else:
@@ -197,7 +197,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
 
         found = regimes(profile, max_regimes=exp.regimes.max, quantile=exp.regimes.quantile,
                         min_share=exp.regimes.min_share, seed=exp.seed)
-        _write(rf.path / "regimes.json", json.dumps(found.to_dict(), indent=2))
+        _write(rf.path / "regimes.json", _dump(found.to_dict()))
         rf.mark("regimes", k_regimes, count=len(found.regimes))
         ran.append("regimes")
         say(f"regimes: {len(found.regimes)} ("
@@ -218,7 +218,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
             say(f"sweep: {name} ({regime['representative']['requests_per_s']:.3g} req/s at "
                 f"q{exp.regimes.quantile:g}), {exp.sweep.trials} trials")
             doc = _stage_sweep(exp, model, regime, i, results, rf.path, progress)
-            _write(rf.path / target, json.dumps(doc, indent=2, default=_json_default))
+            _write(rf.path / target, _dump(doc))
             rf.mark(f"sweep:{name}", k_one)
             ran.append(f"sweep:{name}")
         results[name] = json.loads((rf.path / target).read_text())
@@ -229,7 +229,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         skipped.append("policy")
     else:
         doc = _stage_policy(exp, model, regimes_doc, results, rf.path)
-        _write(rf.path / "policy.json", json.dumps(doc, indent=2, default=_json_default))
+        _write(rf.path / "policy.json", _dump(doc))
         rf.mark("policy", k_policy)
         ran.append("policy")
 
@@ -239,7 +239,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         skipped.append("schedule")
     else:
         doc = _stage_schedule(exp, model, profile, rf.path)
-        _write(rf.path / "schedule.json", json.dumps(doc, indent=2, default=_json_default))
+        _write(rf.path / "schedule.json", _dump(doc))
         pd.DataFrame([{**{k: v for k, v in e.items() if k != "params"}, **(e["params"] or {})} for e in doc["entries"]]
                      ).to_csv(rf.path / "schedule.csv", index=False)
         rf.mark("schedule", k_schedule)
@@ -261,9 +261,22 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
     return RunSummary(rf.path, skipped, ran, regimes_doc["regimes"], schedule["entries"], notes)
 
 
+def _finite(o):
+    """The document with every non-finite float as null (JSON has no NaN)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _dump(doc) -> str:
+    return json.dumps(_finite(doc), indent=2, default=_json_default, allow_nan=False)
+
+
 def _json_default(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
@@ -273,8 +286,8 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def _file_digest(path: Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 # -- the stages ---------------------------------------------------------------------------------
@@ -342,7 +355,7 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
     from .load import scenarios as edge_cases
     from .policy.store import PolicyStore
     from .sweep.regimes import distance
-    from .sweep.study import finish, run_study
+    from .sweep.study import finish, run_study, task_digest
     from .sweep.task import SweepTask, window_profile
 
     edited = model
@@ -352,9 +365,10 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
         edited, _ = edge_cases.apply([c for c in cases if c.acts_on == "model"], model, None,
                                      np.random.default_rng(exp.seed))
         load_cases = [c.model_dump(mode="json") for c in cases if c.acts_on == "load"]
-    task = SweepTask(study=f"{exp.name}.{regime['name']}", model=edited.model_dump(by_alias=True),
+    task = SweepTask(study="", model=edited.model_dump(by_alias=True),
                      profile=window_profile(_regime_load(regime), exp.sweep.window), scenarios=load_cases,
                      settings=exp.sweep.model_dump(mode="json"), seed=exp.seed * 1000 + index)
+    task.study = f"{exp.name}.{regime['name']}.{task_digest(task)}"  # a changed setting: a new study
     # warm start: the best of the nearest regime already swept, here or in the policy database
     warm, source = [], None
     if exp.sweep.warm_start:
@@ -424,8 +438,11 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
     from .policy.engine import policy_for
     from .policy.store import PolicyStore
 
+    stored = {(p["regime"], p["version"]) for p in json.loads((folder / "policy.json").read_text())["policies"]
+              if p["stored"]}
     with PolicyStore(policy_url(exp, folder)) as store:
-        policies = [p for p in store.policies(model=model.name) if p.experiment == exp.name]
+        policies = [p for p in store.policies(model=model.name, latest=False)
+                    if p.experiment == exp.name and (p.regime, p.version) in stored]
     busy = {f"{p.experiment}/{p.regime}": p.load.get("requests_per_s", 0.0) for p in policies}
     q = exp.regimes.quantile
     col = rate_column(profile, "requests_per_s", q)
@@ -451,8 +468,8 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
             chosen[i] = anchors[i] or prev
             continue
         if busy.get(anchors[i], 0.0) < busy.get(prev, 0.0):
-            run_ = anchors[i:i + hold_steps]
-            if len(run_) < hold_steps and i + len(run_) < len(steps) or any(a != anchors[i] for a in run_):
+            ahead = anchors[i:i + hold_steps]
+            if len(ahead) < hold_steps or any(a != anchors[i] for a in ahead):
                 chosen[i] = prev
     by_anchor = {f"{p.experiment}/{p.regime}": p for p in policies}
     lead = pd.Timedelta(seconds=exp.schedule.lead_time)
@@ -460,13 +477,16 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
     for (t, d), anchor in zip(steps, chosen):
         p = by_anchor.get(anchor)
         params = p.params if p is not None else None
+        kept = anchor != d.anchor_name and d.anchor_name is not None
         if entries and entries[-1]["anchor"] == anchor:
             entries[-1]["until"] = (t + step).isoformat()
             entries[-1]["steps"] += 1
             entries[-1]["sweep_needed"] = entries[-1]["sweep_needed"] or d.sweep_needed
+            if kept and "kept" not in entries[-1]["reason"]:
+                entries[-1]["reason"] += f"; kept through a dip towards {d.anchor_name}, which would not hold " \
+                                         f"{exp.schedule.min_hold / 60:g} min"
             continue
-        note = d.reason if anchor == d.anchor_name else f"kept: {d.anchor_name} would not hold " \
-                                                         f"{exp.schedule.min_hold / 60:g} min"
+        note = d.reason
         entries.append({"apply_at": (t - lead).isoformat(), "from": t.isoformat(), "until": (t + step).isoformat(),
                         "steps": 1, "anchor": anchor, "params": params,
                         "confidence": p.confidence if p is not None else 0.0, "reason": note,
@@ -485,7 +505,7 @@ def sweep_load(path: str | Path, load: dict, *, db: str, out: str | Path | None 
     exp = load_experiment(path)
     exp = exp.model_copy(update={"policy": exp.policy.model_copy(update={"db": db})})
     folder = Path(out) if out is not None else Path("runs") / exp.name
-    model = check(exp, str(path), folder)
+    model = check(exp, str(path))
     if model is None:
         raise SpecError([Problem("model", "a sweep for one load needs a model file, not a calibration", str(path))])
     rf = RunFolder(folder)
@@ -493,7 +513,7 @@ def sweep_load(path: str | Path, load: dict, *, db: str, out: str | Path | None 
     name = f"load-{rate:.4g}rps" + "".join(f"-{k[4:]}{v:.2g}" for k, v in sorted(load.items()) if k.startswith("mix_"))
     regime = {"name": name, "steps": 0, "share": 0.0, "representative": dict(load), "vector": load_vector(load)}
     doc = _stage_sweep(exp, model, regime, 100, {}, rf.path, progress)
-    _write(rf.path / "sweep" / f"{name}.json", json.dumps(doc, indent=2, default=_json_default))
+    _write(rf.path / "sweep" / f"{name}.json", _dump(doc))
     out_doc = _stage_policy(exp, model, {"regimes": [regime]}, {name: doc}, rf.path)
     return out_doc["policies"][0]
 

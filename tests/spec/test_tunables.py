@@ -70,6 +70,7 @@ def test_apply_params_returns_new_model():
     ("  w: {type: int, low: 0, high: 8, log: true, targets: services.api.workers}", "expected low > 0"),
     ("  w: {type: float, low: 1, high: 8, targets: caches.cache.policy}", "needs a numeric field"),
     ("  w: {type: int, low: 1, high: 8, targets: services.api}", "path to a single value"),
+    ("  w: {type: int, low: 1, high: 8, step: 0.5, targets: services.api.workers}", "a whole-number step"),
 ])
 def test_bad_tunables(write_yaml, tunable, message):
     with pytest.raises(SpecError, match="tunables") as info:

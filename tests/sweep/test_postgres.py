@@ -13,22 +13,13 @@ import uuid
 import optuna
 import pytest
 
+from tests.conftest import mmc_model
 from twin.spec import load_model
-from twin.sweep.study import _retry_of, close_storage, create_study, open_storage
 from twin.spec.experiment import Sweep
+from twin.sweep.study import _retry_of, close_storage, create_study, open_storage
 from twin.sweep.task import SweepTask, window_profile
 
-MMC = """
-name: mmc_sized
-classes:
-  job: {share: 1.0, entry: server}
-services:
-  server:
-    workers: 4
-    service_time_s: {dist: exponential, mean: 0.2}
-tunables:
-  workers: {type: int, low: 4, high: 12, targets: services.server.workers}
-"""
+MMC = mmc_model(4, 12)
 
 
 @pytest.fixture

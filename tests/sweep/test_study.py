@@ -6,22 +6,13 @@ import math
 import numpy as np
 import pytest
 
+from tests.conftest import mmc_model
 from twin.spec import TwinError, load_model
 from twin.spec.experiment import Sweep
 from twin.sweep.study import create_study, finish, open_storage, run_study
 from twin.sweep.task import Evaluator, SweepTask, window_profile
 
-MMC = """
-name: mmc_sized
-classes:
-  job: {share: 1.0, entry: server}
-services:
-  server:
-    workers: 4
-    service_time_s: {dist: exponential, mean: 0.2}
-tunables:
-  workers: {type: int, low: 1, high: 8, targets: services.server.workers}
-"""
+MMC = mmc_model()
 
 
 def erlang_c_mean_latency(c, lam=16.0, mu=5.0):
@@ -134,3 +125,14 @@ def test_two_objectives_keep_the_pareto_front(tmp_path):
     assert result.winner is not None and all(c.verdict in ("winner", "pareto", "loses") for c in result.candidates)
     # the winner is the front's best on the first objective (latency): the most workers replicated
     assert result.winner.params["workers"] == max(c.params["workers"] for c in result.candidates)
+
+
+def test_a_study_whose_every_trial_fails_still_ends(mmc, tmp_path):
+    """An objective the runs never define (this model has no cache): each trial fails with its
+    reason, the study stops at its number of trials, and no winner is declared."""
+    url = f"sqlite:///{tmp_path / 'fails.db'}"
+    t = task(mmc, "fails", maximize=[], minimize=["cache_hit_ratio"], constraints={}, trials=3, window=120, warmup=10)
+    trials = run_study(url, t)
+    assert [x.state.name for x in trials] == ["FAIL"] * 3
+    assert all("undefined" in x.user_attrs["error"] for x in trials)
+    assert finish(url, t).winner is None

@@ -82,6 +82,8 @@ def blend(model: SystemModel, picks: list[tuple[dict, float]]) -> dict:
 def policy_for(load: dict, policies: list[Policy], model: SystemModel, *, k: int = 3, max_distance: float = 1.0,
                hysteresis: float = 0.0, held: Decision | None = None) -> Decision:
     """Parameters for a load (requests_per_s, mix_*, burstiness... as in a profile); see the module."""
+    if not max_distance > 0:
+        raise ValueError(f"max_distance: expected a distance > 0, got {max_distance}")
     vec = load_vector(load)
     mine = [p for p in policies if p.model == model.name]
     scored = sorted(((distance(vec, p.vector), p) for p in mine), key=lambda dp: dp[0])

@@ -110,26 +110,23 @@ def _digest(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def default_url(folder: str | Path) -> str:
-    return f"sqlite:///{Path(folder).resolve() / 'policy.db'}"
-
-
 class PolicyStore:
     """The policy database at ``url``; use as a context manager, or ``close()`` it."""
 
     def __init__(self, url: str):
         if not isinstance(url, str) or "://" not in url:
-            raise TwinError(f"policy db {url!r}: expected a database URL such as sqlite:///runs/x/policy.db or "
-                            f"postgresql://user@host:5432/db")
+            raise TwinError(f"policy db {url.split('@')[-1] if isinstance(url, str) else url!r}: expected a database "
+                            f"URL such as sqlite:///runs/x/policy.db or postgresql://user@host:5432/db")
         scheme = url.split("://", 1)[0]
         if scheme == "postgresql":
             url = "postgresql+psycopg" + url[len(scheme):]
+        self.engine = None
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
             self._migrate()
-        except TwinError:
-            raise
-        except Exception as e:  # the driver's many kinds: the user needs the URL and the reason
+        except Exception as e:  # the driver's many kinds: the user needs the URL (no password) and the reason
+            if self.engine is not None:
+                self.engine.dispose()
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise TwinError(f"policy db {url.split('@')[-1]}: cannot open it ({reason})") from None
 
@@ -170,6 +167,16 @@ class PolicyStore:
                confidence: float, runs: list[RunRecord]) -> Policy:
         """Store a regime's outcome in one transaction: its profile, every run, and the policy
         (the next version for this model, experiment and regime)."""
+        for attempt in range(5):
+            try:
+                return self._record(model=model, experiment=experiment, regime=regime, load=load, vector=vector,
+                                    params=params, confidence=confidence, runs=runs)
+            except sa.exc.IntegrityError:  # another writer took this version (or parameter set) meanwhile
+                if attempt == 4:
+                    raise TwinError(f"policy db: could not store {experiment}/{regime} after 5 tries; other writers "
+                                    f"keep taking its next version") from None
+
+    def _record(self, *, model, experiment, regime, load, vector, params, confidence, runs) -> Policy:
         now = datetime.now(timezone.utc)
         with Session(self.engine) as session, session.begin():
             profile = Profile(name=f"{experiment}/{regime}", load=load, vector=vector, created_at=now)
@@ -186,8 +193,9 @@ class PolicyStore:
                             parameter_set_id=chosen.id, confidence=float(confidence), created_at=now)
             session.add(row)
             session.flush()
-            policy_id = row.id
-        return next(p for p in self.policies(model=model, latest=False) if p.id == policy_id)
+            chosen_metrics = next((r.metrics for r in runs if r.params == params and r.source == "twin"), {})
+            return Policy(row.id, model, experiment, regime, version, float(confidence), dict(chosen.params), load,
+                          vector, chosen_metrics, now)
 
     # -- reads -------------------------------------------------------------------------------
     def policies(self, *, model: str | None = None, latest: bool = True) -> list[Policy]:
@@ -199,7 +207,9 @@ class PolicyStore:
             if model is not None:
                 q = q.where(PolicyRow.model == model)
             rows = session.execute(q.order_by(PolicyRow.created_at, PolicyRow.id)).all()
-            runs = session.execute(select(Run.profile_id, Run.parameter_set_id, Run.metrics, Run.source)).all()
+            profiles = {pr.id for _, _, pr in rows}
+            runs = session.execute(select(Run.profile_id, Run.parameter_set_id, Run.metrics, Run.source).where(
+                Run.profile_id.in_(profiles))).all() if profiles else []
         metrics = {(r.profile_id, r.parameter_set_id): r.metrics for r in runs if r.source == "twin"}
         out = [Policy(p.id, p.model, p.experiment, p.regime, p.version, p.confidence, ps.params, pr.load, pr.vector,
                       metrics.get((pr.id, ps.id), {}), _aware(p.created_at)) for p, ps, pr in rows]
@@ -227,4 +237,4 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)  # SQLite drops the zone
 
 
-__all__ = ["Policy", "PolicyStore", "RunRecord", "default_url"]
+__all__ = ["Policy", "PolicyStore", "RunRecord"]

@@ -193,11 +193,9 @@ def resolve_paths(data: Any, base: Path) -> Any:
 
     if isinstance(data.get("model"), str):
         data["model"] = str(base / data["model"])
-    data["calibrate"] = fix(data.get("calibrate"), ("traces", "skeleton"))
-    data["history"] = fix(data.get("history"), ("series", "events", "social"))
-    for key in ("calibrate",):
-        if data[key] is None:
-            del data[key]
+    for key, fields in (("calibrate", ("traces", "skeleton")), ("history", ("series", "events", "social"))):
+        if key in data:
+            data[key] = fix(data[key], fields)
     return data
 
 

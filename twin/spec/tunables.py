@@ -107,6 +107,8 @@ class Tunable(BaseModel):
             raise ValueError("'step' and 'log' cannot be combined (Optuna's rule too)")
         if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError(f"expected whole-number bounds for an int tunable, got [{self.low:g}, {self.high:g}]")
+        if self.type == "int" and self.step is not None and self.step != int(self.step):
+            raise ValueError(f"expected a whole-number step for an int tunable, got {self.step:g}")
         return self
 
     def describe_domain(self) -> str:

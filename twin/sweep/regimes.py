@@ -7,7 +7,8 @@ dispersion is one unit).  The same units make the policy engine's distance, so "
 same thing when regimes are cut and when a profile is matched to them.
 
 ``regimes`` clusters the steps by k-means (k-means++ starts, seeded) for k up to ``max``, keeps
-the k with the best silhouette, and folds a cluster holding fewer than ``min_share`` of the steps
+the k with the best silhouette (at least 0.25, with centres at least ``MIN_SEPARATION`` apart:
+else the load is one regime), and folds a cluster holding fewer than ``min_share`` of the steps
 into its nearest neighbour.  Each regime's representative load is the forecast at ``quantile``
 (its quantile column, e.g. ``requests_per_s_q0.9``) averaged over the regime's steps, with the
 regime's mean class mix and burstiness: a busy hour of that kind of load, for risk-averse tuning.
@@ -34,6 +35,8 @@ from ..spec import TwinError
 
 TARGETS = ("requests_per_s", "data_volume_bytes_per_s", "user_concurrency")
 MIX_UNIT = 0.2  # a fifth of the mix moved is one unit of distance
+MIN_SEPARATION = 0.25  # regimes' centres at least this far apart (a rate 19% higher, alone)
+SILHOUETTE_SAMPLE = 2000  # steps the silhouette is computed on (it is quadratic in them)
 LOG2 = math.log(2.0)
 
 
@@ -167,14 +170,19 @@ def regimes(profile: pd.DataFrame, *, max_regimes: int = 3, quantile: float = 0.
     n = len(x)
     best_labels, best_score = np.zeros(n, np.int64), None
     if max_regimes > 1 and n >= 4 and np.ptp(x, axis=0).max() > 1e-9:
+        sample = rng.choice(n, SILHOUETTE_SAMPLE, replace=False) if n > SILHOUETTE_SAMPLE else np.arange(n)
         for k in range(2, min(max_regimes, n - 1) + 1):
             labels = _kmeans(x, k, np.random.default_rng(rng.integers(2**63)))
-            score = _silhouette(x, labels)
-            if best_score is None or score > best_score + 1e-9:
+            centres = [x[labels == j].mean(axis=0) for j in np.unique(labels)]
+            apart = min(np.sqrt(((a - b) ** 2).sum()) for i, a in enumerate(centres) for b in centres[i + 1:])
+            if len(centres) < 2 or apart < MIN_SEPARATION:  # regimes that differ by noise, not by load
+                continue
+            score = _silhouette(x[sample], labels[sample])
+            if score >= 0.25 and (best_score is None or score > best_score + 1e-9):
                 best_labels, best_score = labels, score
-        if best_score is not None and best_score < 0.25:  # no real structure: one regime
-            best_labels, best_score = np.zeros(n, np.int64), best_score
     labels = _fold_small(x, best_labels, min_share)
+    if len(np.unique(labels)) < 2:
+        best_score = None
     # name regimes by load, quietest first
     rate = np.array([m["requests_per_s"] for m in median])
     order = sorted(np.unique(labels), key=lambda j: rate[labels == j].mean())

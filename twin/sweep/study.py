@@ -61,14 +61,15 @@ def _quiet():
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats, or a ``TwinError`` that says why the URL cannot be used."""
     if not isinstance(url, str) or "://" not in url:
-        raise TwinError(f"storage {url!r}: expected a database URL such as sqlite:///runs/x/studies.db or "
-                        f"postgresql://user@host:5432/db")
+        raise TwinError(f"storage {_redact(str(url))!r}: expected a database URL such as sqlite:///runs/x/studies.db "
+                        f"or postgresql://user@host:5432/db")
     scheme = url.split("://", 1)[0]
     if not (scheme.startswith("sqlite") or scheme.startswith("postgresql") or scheme.startswith("mysql")):
-        raise TwinError(f"storage {url!r}: unsupported scheme {scheme!r}; expected sqlite, postgresql or mysql")
+        raise TwinError(f"storage {_redact(url)!r}: unsupported scheme {scheme!r}; expected sqlite, postgresql or mysql")
     if scheme.startswith("postgresql") and "+" not in scheme:
         url = "postgresql+psycopg" + url[len(scheme):]  # the driver twin installs
-    kwargs = {"connect_args": {"timeout": 60}} if scheme.startswith("sqlite") else {"pool_pre_ping": True}
+    # a writer waits for SQLite's lock less than the grace period, so its heartbeat is never stale meanwhile
+    kwargs = {"connect_args": {"timeout": GRACE_S / 2}} if scheme.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         with _quiet():
             return optuna.storages.RDBStorage(
@@ -121,10 +122,12 @@ def distributions(model: SystemModel, names: list[str] | None) -> dict:
     return out
 
 
-def make_sampler(task: SweepTask, worker: int = 0):
-    """The sampler of one worker: seeded from the task's seed and the worker's number."""
+def make_sampler(task: SweepTask, worker: int = 0, done: int = 0):
+    """The sampler of one worker: seeded from the task's seed, the worker's number and the trials
+    the study already holds (``done``), so that a resumed study does not propose again what it
+    proposed before, while a fresh study with one worker is the same every time."""
     s = task.sweep
-    seed = int(np.random.SeedSequence([task.seed, worker]).generate_state(1)[0])
+    seed = int(np.random.SeedSequence([task.seed, worker, done]).generate_state(1)[0])
     with _quiet():  # constraints reach the samplers through Trial.set_constraint
         if s.sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
@@ -147,7 +150,7 @@ def load_study(storage, name: str, task: SweepTask | None = None, worker: int = 
         if text is None:
             raise TwinError(f"study {name!r} was not made by twin (no {TASK_ATTR} attribute)")
         task = SweepTask.from_json(text)
-    study.sampler = make_sampler(task, worker)
+    study.sampler = make_sampler(task, worker, len(study.get_trials(deepcopy=False)))
     if len(task.sweep.objectives) == 1 and not task.sweep.constraints and task.sweep.prune:
         study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
     return study, task
@@ -181,10 +184,23 @@ def _create_study(storage, task: SweepTask, warm) -> optuna.Study:
     return study
 
 
+#: settings a study may change between runs: how many trials, who runs them, and what is done
+#: with them afterwards
+AFTER_TRIALS = ("trials", "workers", "storage", "finalists", "replications", "tie_tolerance", "warm_start")
+
+
 def _same_but_trials(text: str) -> dict:
     data = json.loads(text)
-    data["settings"] = {k: v for k, v in data["settings"].items() if k not in ("trials", "workers", "storage")}
+    data["settings"] = {k: v for k, v in data["settings"].items() if k not in AFTER_TRIALS}
     return data
+
+
+def task_digest(task: SweepTask) -> str:
+    """A short digest of what shapes a study's trials (model, load, edge cases, objectives...):
+    twin run names its studies with it, so a changed setting starts a new study."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(_same_but_trials(task.to_json()), sort_keys=True).encode()).hexdigest()[:8]
 
 
 class _Heartbeat:
@@ -220,6 +236,12 @@ def _counts(study) -> dict[TrialState, int]:
     return out
 
 
+def _failed_for_good(study) -> int:
+    """Failed trials that count as done: those that failed on their own (an undefined objective),
+    not those a dead worker left, which are queued again."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "error" in t.user_attrs)
+
+
 def _fail_stale(study):
     with _quiet():
         optuna.storages.fail_stale_trials(study)
@@ -235,7 +257,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, ev: Evaluator, dists: di
     s = ev.sweep
     params = {k: trial.params[k] for k in dists}
     trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
-    if s.prune:
+    if s.prune and (s.constraints or len(s.objectives) == 1):  # otherwise nothing could be pruned
         partial = ev.run(params, 0, fraction=PARTIAL)
         excess = constraint_values(partial, s.constraints)
         values = objective_values(partial, s)
@@ -285,7 +307,7 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
     while max_trials is None or ran < max_trials:
         _fail_stale(study)
         c = _counts(study)
-        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED] + _failed_for_good(study)
         if progress:
             progress(finished, target)
         if finished >= target and c[TrialState.WAITING] == 0:
@@ -298,9 +320,14 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
         with _Heartbeat(storage, trial._trial_id):
             try:
                 run_trial(study, trial, ev, dists)
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                if storage.get_trial(trial._trial_id).state.is_finished():
+                    continue  # judged stale by another worker meanwhile, and queued again: its copy runs
+                raise
             except Exception as e:
-                trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-                study.tell(trial, state=TrialState.FAIL)
+                if not storage.get_trial(trial._trial_id).state.is_finished():
+                    trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+                    study.tell(trial, state=TrialState.FAIL)
                 raise
         ran += 1
     return ran
@@ -414,14 +441,14 @@ class SweepResult:
                 "pareto": self.pareto, "history": self.history}
 
 
-_EVALUATORS: dict[str, Evaluator] = {}
+_EVALUATOR: dict[str, Evaluator] = {}  # the last task's, per process: its workloads are reused
 
 
 def _replicate(task_json: str, params: dict, r: int) -> dict:
-    task = SweepTask.from_json(task_json)
-    ev = _EVALUATORS.get(task.study)
+    ev = _EVALUATOR.get(task_json)
     if ev is None:
-        ev = _EVALUATORS[task.study] = Evaluator(task)
+        _EVALUATOR.clear()
+        ev = _EVALUATOR[task_json] = Evaluator(SweepTask.from_json(task_json))
     return ev.run(params, r)
 
 
@@ -496,6 +523,7 @@ def finish(url: str, task: SweepTask, *, jobs: int = 1,
             done += len(batch) * s.replications
             if any(c.feasible for c in candidates):
                 break
+        _EVALUATOR.clear()
         if progress:
             progress(total, total)
         _judge(candidates, s)
@@ -614,6 +642,6 @@ def _retry_of(trial) -> int | None:
         return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
-__all__ = ["Candidate", "SweepResult", "close_storage", "create_study", "distributions", "finish", "importance", "join_or_show",
+__all__ = ["Candidate", "SweepResult", "close_storage", "create_study", "task_digest", "distributions", "finish", "importance", "join_or_show",
            "load_study",
            "open_storage", "run_study", "work"]

@@ -58,9 +58,10 @@ def profile_frame(profile: dict) -> pd.DataFrame:
 
 
 def window_profile(rates: dict[str, float], window_s: float, step_s: float = 60.0) -> dict:
-    """A flat load window of ``window_s`` at the given per-step values (requests_per_s, mix_*...)."""
+    """A flat load window of exactly ``window_s`` at the given values (requests_per_s, mix_*...),
+    in steps of about ``step_s``."""
     n = max(1, int(math.ceil(window_s / step_s)))
-    return {"step_s": float(step_s), "columns": {k: [float(v)] * n for k, v in rates.items()}}
+    return {"step_s": float(window_s) / n, "columns": {k: [float(v)] * n for k, v in rates.items()}}
 
 
 class Evaluator:

@@ -3,6 +3,7 @@
 from alembic import context
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, version_table="twin_policy_version")
+# batch mode lets later migrations alter tables on SQLite too
+context.configure(connection=connection, version_table="twin_policy_version", render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()
