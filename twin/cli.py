@@ -592,24 +592,34 @@ def cmd_run(args) -> int:
 
     from .pipeline import run
 
-    console = _console()
+    console = _console(150)
     with _Progress(True) as bar:
         summary = run(args.experiment, out=args.out, progress=bar.update,
                       say=lambda text: console.print(text, highlight=False))
     if summary.skipped:
         console.print(f"resumed: {', '.join(summary.skipped)} already done", highlight=False)
+    from .spec import load_model
+
+    tunables = load_model(summary.folder / "model.yaml").tunables
     t = Table("apply at", "from", "until", "nearest regime", "parameters", "confidence", header_style="bold",
               title="schedule")
     for e in summary.schedule:
+        params = "\n".join(f"{k}={_param(tunables.get(k), v)}" for k, v in (e["params"] or {}).items())
         t.add_row(e["apply_at"][:16].replace("T", " "), e["from"][:16].replace("T", " "),
-                  e["until"][:16].replace("T", " "), e["anchor"] or "-",
-                  ", ".join(f"{k}={v}" for k, v in (e["params"] or {}).items()) or "none: sweep needed",
+                  e["until"][:16].replace("T", " "), e["anchor"] or "-", params or "none: sweep needed",
                   f"{e['confidence']:.2f}")
     console.print(t)
     local = [f for f in ("policy.db", "studies.db") if (summary.folder / f).exists()]
     console.print(f"run folder: {summary.folder} (report.html, schedule.csv{''.join(', ' + f for f in local)})",
                   highlight=False)
     return 0
+
+
+def _param(tunable, value) -> str:
+    """A parameter as a person reads it: bytes in MiB, floats to 4 digits."""
+    if tunable is not None and tunable.unit == "bytes" and isinstance(value, (int, float)) and value >= 2**20:
+        return f"{value / 2**20:.1f}MiB"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def cmd_policy(args) -> int:
