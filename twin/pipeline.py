@@ -346,8 +346,10 @@ def _stage_forecast(exp: Experiment, folder: Path, progress: Progress) -> dict:
 
 
 def _regime_load(regime: dict) -> dict:
+    """What a regime's sweep load is made of: its rate, class mix and burstiness (data volume
+    and concurrency follow from the model's sizes and the rate)."""
     rep = regime["representative"]
-    return {k: v for k, v in rep.items() if k == "requests_per_s" or k.startswith("mix_")}
+    return {k: v for k, v in rep.items() if k in ("requests_per_s", "burstiness") or k.startswith("mix_")}
 
 
 def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, done: dict, folder: Path,

@@ -136,3 +136,17 @@ def test_a_study_whose_every_trial_fails_still_ends(mmc, tmp_path):
     assert [x.state.name for x in trials] == ["FAIL"] * 3
     assert all("undefined" in x.user_attrs["error"] for x in trials)
     assert finish(url, t).winner is None
+
+
+def test_a_bursty_regime_is_swept_under_bursty_load(mmc):
+    """A regime whose steps had an index of dispersion of 4 (per second) gets a two-state MMPP
+    load of the same index and rate, not a Poisson one."""
+    from twin.load.fit import dispersion
+
+    t = task(mmc)
+    t.profile = window_profile({"requests_per_s": 16.0, "burstiness": 4.0}, 900)
+    w = Evaluator(t).workload(0)
+    assert abs(len(w) / (16 * 900) - 1) < 0.15
+    assert 2.8 < dispersion(w.time_s, 1.0, w.duration_s) < 5
+    plain = Evaluator(task(mmc)).workload(0)
+    assert dispersion(plain.time_s, 1.0, plain.duration_s) < 1.3

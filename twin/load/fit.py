@@ -143,6 +143,23 @@ def fit_mmpp(times, duration_s: float, *, states: int = 2, bin_s: float | None =
     return MMPPFit(lam / bin_s, leave, jump, bin_s, ll)
 
 
+def mmpp_for_dispersion(rate_per_s: float, index: float, *, window_s: float = 1.0, stay_s: float = 10.0) -> MMPPFit | None:
+    """A two-state MMPP of mean ``rate_per_s`` whose index of dispersion over ``window_s`` is
+    about ``index`` (None at or below 1: Poisson already).  Its levels are 1 - a and 1 + a, each
+    held ``stay_s`` on average; with stays long against the window, the index is
+    1 + rate * window * a^2, so a = sqrt((index - 1) / (rate * window)), at most 0.95.
+
+    >>> f = mmpp_for_dispersion(10.0, 3.0)
+    >>> [round(float(r), 2) for r in f.rates], round(f.rate_per_s, 6)
+    ([5.53, 14.47], 10.0)
+    """
+    if not (index > 1 and rate_per_s > 0):
+        return None
+    a = min(0.95, math.sqrt((index - 1) / (rate_per_s * window_s)))
+    return MMPPFit(np.array([rate_per_s * (1 - a), rate_per_s * (1 + a)]), np.full(2, 1 / stay_s),
+                   np.array([[0.0, 1.0], [1.0, 0.0]]), window_s, math.nan)
+
+
 def dispersion(times, window_s: float, duration_s: float | None = None) -> float:
     """Variance over mean of the counts in consecutive windows of ``window_s`` (1 for Poisson)."""
     t = np.asarray(times, dtype=np.float64)
@@ -154,4 +171,4 @@ def dispersion(times, window_s: float, duration_s: float | None = None) -> float
     return float(counts.var() / counts.mean()) if counts.mean() > 0 else math.nan
 
 
-__all__ = ["HawkesFit", "MMPPFit", "dispersion", "fit_hawkes", "fit_mmpp"]
+__all__ = ["HawkesFit", "MMPPFit", "dispersion", "fit_hawkes", "fit_mmpp", "mmpp_for_dispersion"]

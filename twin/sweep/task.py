@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..load import scenarios as edge_cases
+from ..load.fit import mmpp_for_dispersion
 from ..load.profile_workload import workload as synthesize
 from ..sim.engine import run_replication
 from ..sim.workload import Workload
@@ -78,7 +79,11 @@ class Evaluator:
         if r not in self._workloads:
             rng = np.random.default_rng([self.task.seed, r])
             load_rng, edit_rng = rng.spawn(2)
-            w = synthesize(profile_frame(self.task.profile), self.model, load_rng)
+            frame = profile_frame(self.task.profile)
+            bursts = None
+            if "burstiness" in frame:  # the regime's burstiness, as a two-state MMPP of the same index
+                bursts = mmpp_for_dispersion(float(frame["requests_per_s"].mean()), float(frame["burstiness"].mean()))
+            w = synthesize(frame.drop(columns=["burstiness"], errors="ignore"), self.model, load_rng, bursts=bursts)
             load_cases = [c for c in self.cases if c.acts_on == "load"]
             if load_cases:
                 _, w = edge_cases.apply(load_cases, self.model, w, edit_rng)
