@@ -58,6 +58,11 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
               "report.html", "studies.db", "policy.db", "stages.json"):
         assert (out / f).exists(), f
     regimes = json.loads((out / "regimes.json").read_text())["regimes"]
+    workload = pd.read_parquet(out / "workloads" / "regime-2.parquet")  # what regime-2's trials faced
+    assert abs(len(workload) / (regimes[1]["representative"]["requests_per_s"] * 300) - 1) < 0.1
+    replay = twin("simulate", out / "model.yaml", "--workload", out / "workloads" / "regime-2.parquet",
+                  "--replications", 1)
+    assert replay.returncode == 0, replay.stderr
     assert [r["name"] for r in regimes] == ["regime-1", "regime-2"]
     quiet, busy = (json.loads((out / "sweep" / f"{r['name']}.json").read_text())["result"]["winner"] for r in regimes)
     # M/M/c at 0.2 s: the quiet regime (~5.5/s at q0.9) needs fewer workers than the busy one (~15/s)
@@ -72,11 +77,12 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
 
     again = twin("run", experiment(), "--out", out)
     assert again.returncode == 0, again.stderr
-    assert "resumed: model, forecast, regimes, sweep:regime-1, sweep:regime-2, policy, schedule, report" in again.stdout
+    assert "resumed: model, forecast, regimes, synthesize, sweep:regime-1, sweep:regime-2, policy, schedule, report" \
+        in again.stdout
 
     more = twin("run", experiment(trials=10), "--out", out)  # more trials: the studies go on, later stages rerun
     assert more.returncode == 0, more.stderr
-    assert "resumed: model, forecast, regimes" in more.stdout and "sweep: regime-1" in more.stdout
+    assert "resumed: model, forecast, regimes, synthesize" in more.stdout and "sweep: regime-1" in more.stdout
     doc = json.loads((out / "sweep" / "regime-1.json").read_text())["result"]
     assert sum(doc["trials"].values()) == 10
 

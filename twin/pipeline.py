@@ -1,4 +1,5 @@
-"""``twin run EXPERIMENT``: model -> forecast -> regimes -> sweep -> policy -> schedule -> report.
+"""``twin run EXPERIMENT``: model -> forecast -> regimes -> synthesize -> sweep -> policy -> schedule
+-> report.
 
 Each stage writes its result into the run folder and records, in ``stages.json``, a key made
 from its part of the experiment and the keys of the stages before it.  A rerun skips every stage
@@ -27,7 +28,7 @@ from .spec import Problem, SpecError, SystemModel, load_model
 from .spec.experiment import Experiment, check_against_model, resolve_paths
 from .spec.loader import read_yaml
 
-STAGES = ("model", "forecast", "regimes", "sweep", "policy", "schedule", "report")
+STAGES = ("model", "forecast", "regimes", "synthesize", "sweep", "policy", "schedule", "report")
 Progress = Callable[[str, int, int], None]
 
 
@@ -205,7 +206,19 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
                         for r in found.regimes) + ")")
     regimes_doc = json.loads((rf.path / "regimes.json").read_text())
 
-    # 4. sweep, a study per regime ----------------------------------------------------------------
+    # 4. synthesize: each regime's load, as its trials will face it ----------------------------------
+    k_synth = _key("synthesize", k_regimes, k_model, cfg["sweep"]["window"], cfg["scenarios"], exp.seed)
+    if rf.done("synthesize", k_synth, "workloads/summary.json"):
+        skipped.append("synthesize")
+    else:
+        doc = _stage_synthesize(exp, model, regimes_doc, rf.path)
+        _write(rf.path / "workloads" / "summary.json", _dump(doc))
+        rf.mark("synthesize", k_synth)
+        ran.append("synthesize")
+        say("synthesize: " + ", ".join(f"{name} {d['arrivals']:,} arrivals over {d['duration_s']:g} s"
+                                       for name, d in doc.items()) + " (workloads/)")
+
+    # 5. sweep, a study per regime ----------------------------------------------------------------
     k_sweep = _key("sweep", k_regimes, k_model, cfg["sweep"], cfg["scenarios"], exp.seed)
     results = {}
     for i, regime in enumerate(regimes_doc["regimes"]):
@@ -223,7 +236,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
             ran.append(f"sweep:{name}")
         results[name] = json.loads((rf.path / target).read_text())
 
-    # 5. policy ---------------------------------------------------------------------------------
+    # 6. policy ---------------------------------------------------------------------------------
     k_policy = _key("policy", k_sweep, policy_url(exp, rf.path) if exp.policy.db else "local")
     if rf.done("policy", k_policy, "policy.json"):
         skipped.append("policy")
@@ -233,7 +246,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         rf.mark("policy", k_policy)
         ran.append("policy")
 
-    # 6. schedule -------------------------------------------------------------------------------
+    # 7. schedule -------------------------------------------------------------------------------
     k_schedule = _key("schedule", k_policy, cfg["policy"], cfg["schedule"], cfg["regimes"])
     if rf.done("schedule", k_schedule, "schedule.json"):
         skipped.append("schedule")
@@ -246,7 +259,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         ran.append("schedule")
     schedule = json.loads((rf.path / "schedule.json").read_text())
 
-    # 7. report ---------------------------------------------------------------------------------
+    # 8. report ---------------------------------------------------------------------------------
     k_report = _key("report", k_schedule, k_sweep, k_forecast, 1)
     if rf.done("report", k_report, "report.html"):
         skipped.append("report")
@@ -352,12 +365,11 @@ def _regime_load(regime: dict) -> dict:
     return {k: v for k, v in rep.items() if k in ("requests_per_s", "burstiness") or k.startswith("mix_")}
 
 
-def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, done: dict, folder: Path,
-                 progress: Progress) -> dict:
+def regime_task(exp: Experiment, model: SystemModel, regime: dict, index: int):
+    """The ``SweepTask`` of a regime: the model with the edge cases' model edits, the regime's load
+    window with the load edits, the sweep settings; named with a digest of what shapes its trials."""
     from .load import scenarios as edge_cases
-    from .policy.store import PolicyStore
-    from .sweep.regimes import distance
-    from .sweep.study import finish, run_study, task_digest
+    from .sweep.study import task_digest
     from .sweep.task import SweepTask, window_profile
 
     edited = model
@@ -371,6 +383,36 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
                      profile=window_profile(_regime_load(regime), exp.sweep.window), scenarios=load_cases,
                      settings=exp.sweep.model_dump(mode="json"), seed=exp.seed * 1000 + index)
     task.study = f"{exp.name}.{regime['name']}.{task_digest(task)}"  # a changed setting: a new study
+    return task
+
+
+def _stage_synthesize(exp: Experiment, model: SystemModel, regimes_doc: dict, folder: Path) -> dict:
+    """Each regime's load as every trial of its study will face it (workload 0), written as an
+    arrival table ``twin simulate --workload`` replays, with its summary."""
+    from .load.profile_workload import summary
+    from .sweep.task import Evaluator
+
+    out = {}
+    for i, regime in enumerate(regimes_doc["regimes"]):
+        task = regime_task(exp, model, regime, i)
+        w = Evaluator(task).workload(0)
+        _write_frame(folder / "workloads" / f"{regime['name']}.parquet", w.to_frame())
+        out[regime["name"]] = {"study": task.study, **summary(w)}
+        if task.model != model.model_dump(by_alias=True):
+            import yaml
+
+            _write(folder / "workloads" / f"{regime['name']}.model.yaml",
+                   yaml.safe_dump(task.model, sort_keys=False))
+    return out
+
+
+def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, done: dict, folder: Path,
+                 progress: Progress) -> dict:
+    from .policy.store import PolicyStore
+    from .sweep.regimes import distance
+    from .sweep.study import finish, run_study
+
+    task = regime_task(exp, model, regime, index)
     # warm start: the best of the nearest regime already swept, here or in the policy database
     warm, source = [], None
     if exp.sweep.warm_start:
