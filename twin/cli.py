@@ -436,7 +436,7 @@ def cmd_forecast_fit(args) -> int:
 def cmd_forecast_predict(args) -> int:
     import pickle
 
-    from .forecast.run import steps
+    from .forecast.run import predict_profile, steps
     from .rundir import atomic_directory, check_output_folder
 
     if not (args.output or args.out):
@@ -459,18 +459,7 @@ def cmd_forecast_predict(args) -> int:
         notes = []
     else:
         name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
-    try:
-        fc = fitted.predict(inputs.history, horizon, inputs.covariates)
-    except ValueError as e:
-        raise TwinError(f"{args.fitted or fitted.name}: {e}") from None
-    if recal is not None:
-        fc = recal.apply(fc)
-    frame = fc.to_frame()
-    if inputs.trace is not None:
-        from .forecast.profile import shape_profile
-
-        frame = frame.join(shape_profile(inputs.trace, inputs.history.step, frame.index))
-    frame.index.name = "timestamp"
+    frame, fc = predict_profile(fitted, recal, inputs, horizon, what=args.fitted)
     notes = [*inputs.repairs.lines, *inputs.notes, *notes, *fc.notes]
     written = []
     if out is not None:

@@ -326,7 +326,7 @@ def _stage_model(exp: Experiment, folder: Path) -> SystemModel:
 
 def _stage_forecast(exp: Experiment, folder: Path, progress: Progress) -> dict:
     from .forecast.base import History
-    from .forecast.run import fit_chosen, load_inputs, steps
+    from .forecast.run import fit_chosen, load_inputs, predict_profile, steps
 
     h = exp.history
     inputs = load_inputs(h.series, value_column=h.value_column, target="requests_per_s", time_zone=h.time_zone,
@@ -339,15 +339,7 @@ def _stage_forecast(exp: Experiment, folder: Path, progress: Progress) -> dict:
     name, recal, notes, fitted = fit_chosen(inputs, exp.forecast.model, horizon=horizon,
                                             windows=exp.forecast.calibration_windows, seed=exp.seed,
                                             progress=lambda d, n: progress("forecast: backtest", d, n))
-    fc = fitted.predict(inputs.history, horizon, inputs.covariates)
-    if recal is not None:
-        fc = recal.apply(fc)
-    frame = fc.to_frame()
-    if inputs.trace is not None:
-        from .forecast.profile import shape_profile
-
-        frame = frame.join(shape_profile(inputs.trace, inputs.history.step, frame.index))
-    frame.index.name = "timestamp"
+    frame, fc = predict_profile(fitted, recal, inputs, horizon)
     _write_frame(folder / "forecast" / "profile.parquet", frame)
     tail = inputs.history.values.iloc[-min(len(inputs.history), 4 * horizon):]
     _write_frame(folder / "forecast" / "history.parquet", tail)

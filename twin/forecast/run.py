@@ -117,6 +117,24 @@ def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: i
         raise TwinError(f"{name}: {e}") from None
 
 
+def predict_profile(fitted, recal, inputs: Inputs, horizon: int, *, what: str | None = None):
+    """(load profile frame, forecast): the fitted model's forecast of ``horizon`` steps,
+    recalibrated, with the class mix and burstiness when the history came from a trace."""
+    try:
+        fc = fitted.predict(inputs.history, horizon, inputs.covariates)
+    except ValueError as e:
+        raise TwinError(f"{what or fitted.name}: {e}") from None
+    if recal is not None:
+        fc = recal.apply(fc)
+    frame = fc.to_frame()
+    if inputs.trace is not None:
+        from .profile import shape_profile
+
+        frame = frame.join(shape_profile(inputs.trace, inputs.history.step, frame.index))
+    frame.index.name = "timestamp"
+    return frame, fc
+
+
 def has_events(covariates: Covariates | None) -> bool:
     """Whether the covariates hold an events calendar or holidays."""
     return bool(event_columns(covariates))
