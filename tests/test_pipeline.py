@@ -95,6 +95,8 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     bad_mix = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
                    "--rate", 14, "--mix", "jobs=1")
     assert bad_mix.returncode == 2 and "expected CLASS=SHARE with a class of mmc_sized (job)" in bad_mix.stderr
+    listed = twin("sweep", "--storage", f"sqlite:///{out / 'studies.db'}")
+    assert listed.returncode == 0 and listed.stdout.count("tiny.regime-") == 2 and "maximize" in listed.stdout
     shown = twin("policy", "show", "--db", f"sqlite:///{out / 'policy.db'}", "--all")
     assert shown.returncode == 0 and shown.stdout.count("tiny") == 6  # two regimes, three versions each
     q = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
