@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from .rundir import write_atomically as _write_atomically
+from .rundir import write_frame_atomically
 from .spec import Problem, SpecError, TwinError
 
 
@@ -326,21 +328,6 @@ def _check_writable(path: Path) -> None:
         raise TwinError(f"{path}: is a folder, expected a file name")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _forecast_inputs(args, *, extend=True):
     from .forecast.run import load_inputs
 
@@ -425,7 +412,7 @@ def cmd_forecast_fit(args) -> int:
     name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
     out = Path(args.output)
     _check_writable(out)
-    _write_bytes(out, pickle.dumps({"model": name, "fitted": fitted, "recalibration": recal, "horizon": horizon,
+    _write_atomically(out, pickle.dumps({"model": name, "fitted": fitted, "recalibration": recal, "horizon": horizon,
                                     "trained_until": inputs.history.values.index[-1]}))
     for note in notes:
         print(f"note: {note}")
@@ -539,9 +526,7 @@ def cmd_synth(args) -> int:
     if out.suffix.lower() == ".csv":
         _write_atomically(out, frame.to_csv(index=False))
     else:
-        tmp = out.with_name(f".{out.name}.tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(out)
+        write_frame_atomically(out, frame, index=False)
     model_out = None
     if edited is not None:
         import yaml
@@ -747,20 +732,6 @@ def cmd_loadshape(args) -> int:
         written.append(f"Locust shape {args.locust} (locust -f {args.locust})")
     print("wrote " + "; ".join(written))
     return 0
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _series_arguments(p):

@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from .rundir import write_atomically, write_frame_atomically
 from .spec import Problem, SpecError, SystemModel, load_model
 from .spec.experiment import Experiment, check_against_model, resolve_paths
+from .spec.explain import problems_from
 from .spec.loader import read_yaml
 
 STAGES = ("model", "forecast", "regimes", "synthesize", "sweep", "policy", "schedule", "report")
@@ -48,19 +50,7 @@ def load_experiment(path: str | Path) -> Experiment:
     try:
         return Experiment.model_validate(resolve_paths(data, path.parent))
     except ValidationError as e:
-        problems = []
-        for err in e.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-            message = {"extra_forbidden": "unknown key", "missing": "required"}.get(err["type"], err["msg"])
-            if err["type"] == "value_error":
-                field, _, rest = err["msg"].removeprefix("Value error, ").partition(": ")
-                if rest and field.replace("_", "").isalnum():
-                    where, message = (f"{where}.{field}" if where else field), rest
-                else:
-                    message = err["msg"].removeprefix("Value error, ")
-            line = (lines.get(where) or lines.get(where.rsplit(".", 1)[0])) if where else None
-            problems.append(Problem(where, message, str(path), line))
-        raise SpecError(problems) from None
+        raise SpecError(problems_from(e, Experiment)).located(str(path), lines) from None
 
 
 def check(exp: Experiment, source: str) -> SystemModel | None:
@@ -109,20 +99,6 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _write_frame(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp)
-    tmp.replace(path)
-
-
 class RunFolder:
     """The run folder and the record of which stages are done, with which key."""
 
@@ -140,7 +116,7 @@ class RunFolder:
 
     def mark(self, stage: str, key: str, **info) -> None:
         self.state[stage] = {"key": key, "done_at": datetime.now(timezone.utc).isoformat(), **info}
-        _write(self.state_path, json.dumps(self.state, indent=2))
+        write_atomically(self.state_path, json.dumps(self.state, indent=2))
 
 
 @dataclass
@@ -198,7 +174,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
 
         found = regimes(profile, max_regimes=exp.regimes.max, quantile=exp.regimes.quantile,
                         min_share=exp.regimes.min_share, seed=exp.seed)
-        _write(rf.path / "regimes.json", _dump(found.to_dict()))
+        write_atomically(rf.path / "regimes.json", _dump(found.to_dict()))
         rf.mark("regimes", k_regimes, count=len(found.regimes))
         ran.append("regimes")
         say(f"regimes: {len(found.regimes)} ("
@@ -212,7 +188,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         skipped.append("synthesize")
     else:
         doc = _stage_synthesize(exp, model, regimes_doc, rf.path)
-        _write(rf.path / "workloads" / "summary.json", _dump(doc))
+        write_atomically(rf.path / "workloads" / "summary.json", _dump(doc))
         rf.mark("synthesize", k_synth)
         ran.append("synthesize")
         say("synthesize: " + ", ".join(f"{name} {d['arrivals']:,} arrivals over {d['duration_s']:g} s"
@@ -231,7 +207,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
             say(f"sweep: {name} ({regime['representative']['requests_per_s']:.3g} req/s at "
                 f"q{exp.regimes.quantile:g}), {exp.sweep.trials} trials")
             doc = _stage_sweep(exp, model, regime, i, results, rf.path, progress)
-            _write(rf.path / target, _dump(doc))
+            write_atomically(rf.path / target, _dump(doc))
             rf.mark(f"sweep:{name}", k_one)
             ran.append(f"sweep:{name}")
         results[name] = json.loads((rf.path / target).read_text())
@@ -242,7 +218,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         skipped.append("policy")
     else:
         doc = _stage_policy(exp, model, regimes_doc, results, rf.path)
-        _write(rf.path / "policy.json", _dump(doc))
+        write_atomically(rf.path / "policy.json", _dump(doc))
         rf.mark("policy", k_policy)
         ran.append("policy")
 
@@ -252,7 +228,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         skipped.append("schedule")
     else:
         doc = _stage_schedule(exp, model, profile, rf.path)
-        _write(rf.path / "schedule.json", _dump(doc))
+        write_atomically(rf.path / "schedule.json", _dump(doc))
         pd.DataFrame([{**{k: v for k, v in e.items() if k != "params"}, **(e["params"] or {})} for e in doc["entries"]]
                      ).to_csv(rf.path / "schedule.csv", index=False)
         rf.mark("schedule", k_schedule)
@@ -267,7 +243,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         from .report.run import render_run
 
         history = pd.read_parquet(rf.path / "forecast" / "history.parquet")
-        _write(rf.path / "report.html", render_run(exp, model, history, profile, regimes_doc, results, schedule,
+        write_atomically(rf.path / "report.html", render_run(exp, model, history, profile, regimes_doc, results, schedule,
                                                    json.loads((rf.path / "forecast" / "forecast.json").read_text())))
         rf.mark("report", k_report)
         ran.append("report")
@@ -319,7 +295,7 @@ def _stage_model(exp: Experiment, folder: Path) -> SystemModel:
         trace, inputs = read_traces(list(c.traces), columns=c.columns or None, time_zone=c.time_zone,
                                     service=c.service)
         model = calibrate(trace, load_skeleton(c.skeleton), inputs=inputs).model
-    _write(folder / "model.yaml", f"# the model of experiment {exp.name}\n"
+    write_atomically(folder / "model.yaml", f"# the model of experiment {exp.name}\n"
            + yaml.safe_dump(model.model_dump(by_alias=True, exclude_none=True), sort_keys=False))
     return model
 
@@ -340,13 +316,13 @@ def _stage_forecast(exp: Experiment, folder: Path, progress: Progress) -> dict:
                                             windows=exp.forecast.calibration_windows, seed=exp.seed,
                                             progress=lambda d, n: progress("forecast: backtest", d, n))
     frame, fc = predict_profile(fitted, recal, inputs, horizon)
-    _write_frame(folder / "forecast" / "profile.parquet", frame)
+    write_frame_atomically(folder / "forecast" / "profile.parquet", frame)
     tail = inputs.history.values.iloc[-min(len(inputs.history), 4 * horizon):]
-    _write_frame(folder / "forecast" / "history.parquet", tail)
+    write_frame_atomically(folder / "forecast" / "history.parquet", tail)
     info = {"model": fc.model, "series": str(h.series), "scale": h.scale, "step": str(inputs.history.step),
             "horizon_steps": horizon, "trained_until": str(inputs.history.values.index[-1]),
             "notes": [*inputs.repairs.lines, *inputs.notes, *notes, *fc.notes]}
-    _write(folder / "forecast" / "forecast.json", json.dumps(info, indent=2))
+    write_atomically(folder / "forecast" / "forecast.json", json.dumps(info, indent=2))
     return info
 
 
@@ -388,12 +364,12 @@ def _stage_synthesize(exp: Experiment, model: SystemModel, regimes_doc: dict, fo
     for i, regime in enumerate(regimes_doc["regimes"]):
         task = regime_task(exp, model, regime, i)
         w = Evaluator(task).workload(0)
-        _write_frame(folder / "workloads" / f"{regime['name']}.parquet", w.to_frame())
+        write_frame_atomically(folder / "workloads" / f"{regime['name']}.parquet", w.to_frame())
         out[regime["name"]] = {"study": task.study, **summary(w)}
         if task.model != model.model_dump(by_alias=True):
             import yaml
 
-            _write(folder / "workloads" / f"{regime['name']}.model.yaml",
+            write_atomically(folder / "workloads" / f"{regime['name']}.model.yaml",
                    yaml.safe_dump(task.model, sort_keys=False))
     return out
 
@@ -430,13 +406,13 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
 
 
 def _confidence(candidate: dict, constraints: dict) -> float:
+    """The share of replications in which the candidate held every constraint."""
+    from .sweep.task import replications_met
+
+    reps = candidate.get("replications") or []
     if not constraints:
         return 1.0
-    reps = candidate.get("replications") or []
-    if not reps:
-        return 0.0
-    ok = [all(r.get(m) is not None and r[m] <= b for m, b in constraints.items()) for r in reps]
-    return sum(ok) / len(ok)
+    return replications_met(reps, constraints) / len(reps) if reps else 0.0
 
 
 def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, results: dict, folder: Path) -> dict:
@@ -549,7 +525,7 @@ def sweep_load(path: str | Path, load: dict, *, db: str, out: str | Path | None 
     name = f"load-{rate:.4g}rps" + "".join(f"-{k[4:]}{v:.2g}" for k, v in sorted(load.items()) if k.startswith("mix_"))
     regime = {"name": name, "steps": 0, "share": 0.0, "representative": dict(load), "vector": load_vector(load)}
     doc = _stage_sweep(exp, model, regime, 100, {}, rf.path, progress)
-    _write(rf.path / "sweep" / f"{name}.json", _dump(doc))
+    write_atomically(rf.path / "sweep" / f"{name}.json", _dump(doc))
     out_doc = _stage_policy(exp, model, {"regimes": [regime]}, {name: doc}, rf.path)
     return out_doc["policies"][0]
 

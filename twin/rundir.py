@@ -6,6 +6,7 @@ replaces it; a path holding anything else is refused, so ``--out`` never deletes
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -58,3 +59,31 @@ def atomic_directory(target: str | Path):
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_atomically(path: str | Path, data: str | bytes) -> None:
+    """Write a file whole or not at all: into a scratch file beside it, then one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_frame_atomically(path: str | Path, frame, **kwargs) -> None:
+    """``frame.to_parquet`` whole or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from ..dburl import cannot_open, database_url
 from ..spec import TwinError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -114,12 +115,7 @@ class PolicyStore:
     """The policy database at ``url``; use as a context manager, or ``close()`` it."""
 
     def __init__(self, url: str):
-        if not isinstance(url, str) or "://" not in url:
-            raise TwinError(f"policy db {url.split('@')[-1] if isinstance(url, str) else url!r}: expected a database "
-                            f"URL such as sqlite:///runs/x/policy.db or postgresql://user@host:5432/db")
-        scheme = url.split("://", 1)[0]
-        if scheme == "postgresql":
-            url = "postgresql+psycopg" + url[len(scheme):]
+        url = database_url(url, "policy db", "runs/x/policy.db")
         self.engine = None
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
@@ -127,8 +123,7 @@ class PolicyStore:
         except Exception as e:  # the driver's many kinds: the user needs the URL (no password) and the reason
             if self.engine is not None:
                 self.engine.dispose()
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise TwinError(f"policy db {url.split('@')[-1]}: cannot open it ({reason})") from None
+            raise cannot_open("policy db", url, e) from None
 
     def _migrate(self) -> None:
         from alembic import command

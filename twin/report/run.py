@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from ..sweep.task import replications_met
 from .html import figure_tag, page, table
 
 COLOURS = ["C2", "C1", "C4", "C5", "C6", "C8", "C9", "C7", "tab:olive", "tab:cyan", "C3", "C0"]  # the band is C0
@@ -140,8 +141,7 @@ def _finalists(doc: dict) -> str:
     rows = []
     for c in r["candidates"]:
         reps = c.get("replications") or []
-        met = (sum(all(x.get(m) is not None and x[m] <= b for m, b in r["constraints"].items()) for x in reps)
-               if r["constraints"] else len(reps))
+        met = replications_met(reps, r["constraints"])
         rows.append([c["verdict"], c["trial"], ", ".join(f"{k}={v}" for k, v in c["params"].items())]
                     + [_est(c["estimates"].get(m)) for m in metrics] + [f"{met}/{len(reps)}"])
     return table(header, rows)

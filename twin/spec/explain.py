@@ -130,6 +130,11 @@ def _describe(error: dict, root: type[BaseModel]) -> Problem:
         msg = f"expected {'at least' if kind == 'too_short' else 'at most'} {size} {'entry' if size == 1 else 'entries'}"
     elif kind == "value_error":
         msg = str(ctx.get("error", error["msg"]))
+        # a check across fields names the field it blames first ("warmup: expected ..."): point there
+        head, sep, rest = msg.partition(": ")
+        node = walk(root, loc)[1]
+        if sep and isinstance(node, type) and issubclass(node, BaseModel) and head in field_names(node):
+            path, msg = [*path, head], rest
     elif kind in _PLAIN:
         msg = _PLAIN[kind]
     else:

@@ -33,6 +33,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from ..dburl import cannot_open, database_url
 from ..sim.replicate import _context
 from ..sim.stats import Estimate, estimate
 from ..spec import SystemModel, TwinError
@@ -60,24 +61,16 @@ def _quiet():
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats, or a ``TwinError`` that says why the URL cannot be used."""
-    if not isinstance(url, str) or "://" not in url:
-        raise TwinError(f"storage {_redact(str(url))!r}: expected a database URL such as sqlite:///runs/x/studies.db "
-                        f"or postgresql://user@host:5432/db")
-    scheme = url.split("://", 1)[0]
-    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql") or scheme.startswith("mysql")):
-        raise TwinError(f"storage {_redact(url)!r}: unsupported scheme {scheme!r}; expected sqlite, postgresql or mysql")
-    if scheme.startswith("postgresql") and "+" not in scheme:
-        url = "postgresql+psycopg" + url[len(scheme):]  # the driver twin installs
+    url = database_url(url, "storage", "runs/x/studies.db")
     # a writer waits for SQLite's lock less than the grace period, so its heartbeat is never stale meanwhile
-    kwargs = {"connect_args": {"timeout": GRACE_S / 2}} if scheme.startswith("sqlite") else {"pool_pre_ping": True}
+    kwargs = {"connect_args": {"timeout": GRACE_S / 2}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         with _quiet():
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as e:  # sqlalchemy raises many kinds; the user needs the URL and the reason
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TwinError(f"storage {_redact(url)}: cannot open it ({reason})") from None
+        raise cannot_open("storage", url, e) from None
 
 
 def close_storage(storage) -> None:
@@ -97,15 +90,6 @@ def _storage(storage_or_url):
         yield storage
     finally:
         close_storage(storage)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    head, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        rest = f"{user}:***@" + rest.split("@", 1)[1]
-    return head + sep + rest
 
 
 def distributions(model: SystemModel, names: list[str] | None) -> dict:

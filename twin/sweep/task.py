@@ -117,4 +117,12 @@ def constraint_values(metrics: dict[str, float], constraints: dict[str, float]) 
     return out
 
 
-__all__ = ["Evaluator", "SweepTask", "constraint_values", "profile_frame", "window_profile"]
+def replications_met(replications: list[dict], constraints: dict[str, float]) -> int:
+    """How many replications (metrics per run) held every constraint; an undefined metric does not."""
+    def holds(r):
+        return all(r.get(m) is not None and math.isfinite(r[m]) and r[m] <= b for m, b in constraints.items())
+
+    return sum(holds(r) for r in replications)
+
+
+__all__ = ["Evaluator", "SweepTask", "constraint_values", "profile_frame", "replications_met", "window_profile"]
