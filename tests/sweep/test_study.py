@@ -1,8 +1,6 @@
 """Sweeps on the twin: the constrained optimum of an M/M/c against Erlang C, common random
 numbers, pruning, replications with ties, warm starts, resumption and clear errors."""
 
-import math
-
 import numpy as np
 import pytest
 
@@ -11,17 +9,13 @@ from twin.spec import TwinError, load_model
 from twin.spec.experiment import Sweep
 from twin.sweep.study import create_study, finish, open_storage, run_study
 from twin.sweep.task import Evaluator, SweepTask, window_profile
+from twin.validation import theory
 
 MMC = mmc_model()
 
 
-def erlang_c_mean_latency(c, lam=16.0, mu=5.0):
-    a = lam / mu
-    if a >= c:
-        return math.inf
-    top = a**c / math.factorial(c) * c / (c - a)
-    p_wait = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
-    return p_wait / (c * mu - lam) + 1 / mu
+def erlang_c_mean_latency(c):
+    return theory.mmc(16.0, 5.0, c).sojourn_mean_s
 
 
 @pytest.fixture

@@ -64,8 +64,8 @@ def blend(model: SystemModel, picks: list[tuple[dict, float]]) -> dict:
         if t is None or t.type == "categorical":
             votes: dict = {}
             for v, w in values:
-                votes[repr(v)] = (v, votes.get(repr(v), (v, 0.0))[1] + w)
-            out[name] = max(votes.values(), key=lambda vw: vw[1])[0]
+                votes[v] = votes.get(v, 0.0) + w
+            out[name] = max(votes, key=votes.get)  # the first listed wins a tie
             continue
         if t.log:
             x = math.exp(sum(w * math.log(v) for v, w in values) / total)

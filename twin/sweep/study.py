@@ -213,17 +213,18 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _counts(study) -> dict[TrialState, int]:
-    out = {s: 0 for s in TrialState}
+def _progress(study) -> tuple[int, int, int]:
+    """(finished, running, waiting) trials, read once.  Finished counts the trials that failed on
+    their own (an undefined objective, with an ``error``), not those a dead worker left: those are
+    queued again."""
+    finished = running = waiting = 0
     for t in study.get_trials(deepcopy=False):
-        out[t.state] += 1
-    return out
-
-
-def _failed_for_good(study) -> int:
-    """Failed trials that count as done: those that failed on their own (an undefined objective),
-    not those a dead worker left, which are queued again."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "error" in t.user_attrs)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                t.state == TrialState.FAIL and "error" in t.user_attrs):
+            finished += 1
+        running += t.state == TrialState.RUNNING
+        waiting += t.state == TrialState.WAITING
+    return finished, running, waiting
 
 
 def _fail_stale(study):
@@ -290,13 +291,12 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
     ran = 0
     while max_trials is None or ran < max_trials:
         _fail_stale(study)
-        c = _counts(study)
-        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED] + _failed_for_good(study)
+        finished, running, waiting = _progress(study)
         if progress:
             progress(finished, target)
-        if finished >= target and c[TrialState.WAITING] == 0:
+        if finished >= target and waiting == 0:
             break
-        if finished + c[TrialState.RUNNING] >= target and c[TrialState.WAITING] == 0:
+        if finished + running >= target and waiting == 0:
             time.sleep(POLL_S)  # others are finishing the last trials; one may die and need a retry
             continue
         with _quiet():
@@ -338,8 +338,8 @@ def _run_study(storage, url, task, warm, workers, progress) -> list:
             futures = [pool.submit(_work_process, url, task.study, i) for i in range(workers)]
             while not all(f.done() for f in futures):
                 if progress:
-                    c = _counts(optuna.load_study(study_name=task.study, storage=storage))
-                    progress(c[TrialState.COMPLETE] + c[TrialState.PRUNED], task.sweep.trials)
+                    progress(_progress(optuna.load_study(study_name=task.study, storage=storage))[0],
+                             task.sweep.trials)
                 time.sleep(0.5)
             for f in futures:
                 f.result()
@@ -608,7 +608,10 @@ def _pareto(study, s) -> list[dict]:
 
 
 def _trial_counts(study) -> dict[str, int]:
-    return {state.name.lower(): n for state, n in _counts(study).items() if n}
+    """Trials by state, named as the user reads them ({"complete": 18, "pruned": 2})."""
+    from collections import Counter
+
+    return dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
 
 
 def _history(study) -> list[dict]:
