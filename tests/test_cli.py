@@ -171,3 +171,29 @@ def test_simulate_writes_a_trace_calibration_can_read(tmp_path, name):
     assert set(trace["service"].astype(str)) == {"frontend", "cache", "catalog", "orders", "payments", "db"}
     browse = trace[(trace["parent_id"].isna()) & (trace["class"].astype(str) == "browse")]
     assert browse["key"].notna().all() and browse["bytes_in"].notna().all()  # the arrival table's data
+
+
+def _command_paths(parser, prefix=()):
+    """Every command path of the parser: (), ("simulate",), ("forecast", "backtest"), ..."""
+    import argparse
+
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _command_paths(sub, (*prefix, name))
+
+
+def test_every_help_page_prints(capsys):
+    from twin.cli import build_parser, main
+
+    paths = list(_command_paths(build_parser()))
+    assert ("simulate",) in paths and ("forecast", "backtest") in paths and len(paths) > 10
+    for path in paths:
+        with pytest.raises(SystemExit) as done:
+            main([*path, "--help"])
+        out = capsys.readouterr()
+        assert done.value.code == 0, (path, out.err)
+        assert "usage: twin" in out.out and "Traceback" not in out.err, path
+    out = twin("--help")  # and through the real entry point
+    assert out.returncode == 0 and "Traceback" not in out.stderr and "simulate" in out.stdout, out.stderr

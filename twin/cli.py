@@ -760,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="Shadow twin lab: simulate, validate, tune.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("simulate", help="run a system model under Poisson load and report metrics with 95% CIs",
+    p = sub.add_parser("simulate", help="run a system model under Poisson load and report metrics with 95%% CIs",
                        description="Simulate MODEL under a Poisson stream (rate and class mix from the model's "
                                    "defaults unless given) or a replayed arrival table, and print metrics with "
                                    "95% confidence intervals.")
