@@ -601,14 +601,17 @@ def cmd_policy(args) -> int:
 
     from rich.table import Table
 
+    from .dburl import existing_database, redact
     from .policy.store import PolicyStore
 
     console = _console()
+    if not (args.action == "query" and args.sweep):  # only a sweep writes; the others must not create it
+        existing_database(args.db, "--db")
     with PolicyStore(args.db) as store:
         policies = store.policies(model=args.model, latest=not args.all)
         if args.action == "show":
             t = Table("model", "experiment", "regime", "version", "confidence", "requests/s", "parameters", "stored",
-                      header_style="bold", title=f"policies in {args.db.split('@')[-1]}")
+                      header_style="bold", title=f"policies in {redact(args.db)}")
             for p in policies:
                 t.add_row(p.model, p.experiment, p.regime, str(p.version), f"{p.confidence:.2f}",
                           f"{p.load.get('requests_per_s', float('nan')):.4g}",
@@ -689,9 +692,11 @@ def cmd_policy(args) -> int:
 def cmd_sweep(args) -> int:
     from rich.table import Table
 
+    from .dburl import existing_database, redact
     from .sweep.study import join_or_show
 
     console = _console()
+    existing_database(args.storage, "--storage")  # a worker or a listing must not create it
     if args.worker:
         if not args.study:
             raise TwinError("--worker: name the study to join with --study (twin sweep --storage URL lists them)")
@@ -703,7 +708,7 @@ def cmd_sweep(args) -> int:
         return 0
     rows = join_or_show(args.storage, args.study)
     t = Table("study", "trials (complete/pruned/running/failed)", "objectives", "best feasible", "params",
-              header_style="bold", title=f"studies in {args.storage.split('@')[-1]}")
+              header_style="bold", title=f"studies in {redact(args.storage)}")
     for r in rows:
         t.add_row(r["study"], "/".join(str(r["states"].get(k, 0)) for k in ("complete", "pruned", "running", "fail")),
                   ", ".join(f"{d} {m}" for m, d in r["objectives"]), r["best"], r["params"])

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from .dburl import redact
 from .rundir import write_atomically, write_frame_atomically
 from .spec import Problem, SpecError, SystemModel, load_model
 from .spec.experiment import Experiment, check_against_model, resolve_paths
@@ -401,7 +402,7 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
               progress=lambda d, n: progress(f"sweep {regime['name']}", d, n))
     result = finish(url, task, jobs=exp.sweep.workers,
                     progress=lambda d, n: progress(f"replications {regime['name']}", d, n))
-    return {"regime": regime, "study": task.study, "storage": url.split("@")[-1], "warm_start_from": source,
+    return {"regime": regime, "study": task.study, "storage": redact(url), "warm_start_from": source,
             "warm_start": warm, "result": result.to_dict()}
 
 
@@ -436,7 +437,7 @@ def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, result
                              confidence=confidence, runs=runs)
             out.append({"regime": regime["name"], "stored": True, "version": p.version, "confidence": confidence,
                         "params": p.params})
-    return {"db": policy_url(exp, folder).split("@")[-1], "policies": out}
+    return {"db": redact(policy_url(exp, folder)), "policies": out}
 
 
 def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, folder: Path) -> dict:
