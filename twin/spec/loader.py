@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from .errors import Problem, SpecError, TwinError
 from .explain import problems_from
 from .model import SystemModel
+from .safeyaml import MAX_BYTES, parse_yaml
 from .tunables import get_path
 
 
@@ -29,6 +30,8 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
     """Parse a YAML file; return the data and the line of every dotted path in it."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise TwinError(f"{path}: {path.stat().st_size} bytes; the most a YAML file may hold is {MAX_BYTES}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TwinError(f"{path}: no such file") from None
@@ -36,16 +39,7 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
         raise TwinError(f"{path}: is a directory, expected a YAML file") from None
     except UnicodeDecodeError as e:
         raise TwinError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise TwinError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
-    finally:
-        loader.dispose()
+    data, node = parse_yaml(text, str(path))
     lines: dict[str, int] = {}
     if node is not None:
         _index_lines(node, "", lines, path)
@@ -153,9 +147,10 @@ def apply_overrides(model: SystemModel, sets: Iterable[str], *, source: str = "-
         if not sep or not path.strip():
             raise SpecError([Problem("", f"expected PATH=VALUE, got {item!r}", source)])
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise SpecError([Problem(path.strip(), f"expected a YAML value after '=', got {text!r}", source)]) from None
+            value, _ = parse_yaml(text, source)
+        except TwinError:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise SpecError([Problem(path.strip(), f"expected a YAML value after '=', got {shown!r}", source)]) from None
         data = set_path(data, path.strip(), value, source=source)
     return validate_model(data, source=source)
 
