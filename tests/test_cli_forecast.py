@@ -42,12 +42,33 @@ def test_predict_writes_a_load_profile(series, tmp_path):
 
 def test_fit_then_predict(series, tmp_path):
     out = twin("forecast", "fit", series, "--time-zone", "UTC", "--model", "seasonal_naive_daily", "-o",
-               tmp_path / "m.pkl")
+               tmp_path / "m.npz")
     assert out.returncode == 0, out.stderr
-    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--fitted", tmp_path / "m.pkl", "-o",
+    assert (tmp_path / "m.npz").read_bytes()[:4] == b"PK\x03\x04"  # an archive of arrays and JSON, no pickle
+    out = twin("forecast", "predict", series, "--time-zone", "UTC", "--fitted", tmp_path / "m.npz", "-o",
                tmp_path / "p.parquet")
     assert out.returncode == 0, out.stderr
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 24
+
+
+def test_predict_refuses_a_fitted_file_that_is_not_a_saved_model(series, tmp_path, capsys):
+    import pickle
+
+    from twin.cli import main
+
+    bad = {"m.pkl": pickle.dumps({"fitted": object()}), "noise.npz": np.random.default_rng(1).bytes(999),
+           "half.npz": None}
+    main(["forecast", "fit", str(series), "--time-zone", "UTC", "--model", "seasonal_naive_daily",
+          "--calibration-windows", "2", "-o", str(tmp_path / "good.npz")])
+    bad["half.npz"] = (tmp_path / "good.npz").read_bytes()[:500]
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+        capsys.readouterr()
+        status = main(["forecast", "predict", str(series), "--time-zone", "UTC", "--fitted", str(tmp_path / name),
+                       "-o", str(tmp_path / "p.csv")])
+        err = capsys.readouterr().err
+        assert status == 2 and f"{tmp_path / name}: not a forecast model written by" in err, err
+        assert len(err.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -117,9 +117,12 @@ def cmd_simulate(args) -> int:
             write_simulation(scratch, model=model, results=results, summary=summary, meta=meta)
     if args.trace:
         _write_trace(args.trace, results[0], source, model, args.seed)
+    # a stalled service (work held, nothing done) makes the numbers meaningless: said, and exit 1
+    for w in summary.warnings:
+        print(f"twin simulate: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps({**meta, **summary.to_dict()}, indent=2, allow_nan=False))
-        return 0
+        return 1 if summary.warnings else 0
     console = _console()
     load = f"replaying {args.workload} ({rate:.4g} req/s)" if args.workload else f"at {rate:g} req/s"
     console.print(f"[bold]{model.name}[/bold]: {replications} replications × {duration:g} s {load} "
@@ -147,7 +150,7 @@ def cmd_simulate(args) -> int:
         console.print(t)
     if args.out:
         console.print(f"results written to {args.out}/ (open {Path(args.out) / 'report.html'} in a browser)")
-    return 0
+    return 1 if summary.warnings else 0
 
 
 def _write_trace(path: Path, result, source, model, seed: int) -> None:
@@ -403,8 +406,7 @@ def _fit_chosen(args, inputs, horizon):
 
 
 def cmd_forecast_fit(args) -> int:
-    import pickle
-
+    from .forecast import saved
     from .forecast.run import steps
 
     inputs = _forecast_inputs(args)
@@ -412,8 +414,9 @@ def cmd_forecast_fit(args) -> int:
     name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
     out = Path(args.output)
     _check_writable(out)
-    _write_atomically(out, pickle.dumps({"model": name, "fitted": fitted, "recalibration": recal, "horizon": horizon,
-                                    "trained_until": inputs.history.values.index[-1]}))
+    history = inputs.history
+    saved.save(out, fitted, model=name, recalibration=recal, horizon=horizon, trained_until=history.values.index[-1],
+               step=history.step, targets=history.targets)
     for note in notes:
         print(f"note: {note}")
     print(f"{name} fitted on {len(inputs.history)} steps up to {inputs.history.values.index[-1]}; written to {out}")
@@ -421,8 +424,7 @@ def cmd_forecast_fit(args) -> int:
 
 
 def cmd_forecast_predict(args) -> int:
-    import pickle
-
+    from .forecast import saved
     from .forecast.run import predict_profile, steps
     from .rundir import atomic_directory, check_output_folder
 
@@ -438,11 +440,12 @@ def cmd_forecast_predict(args) -> int:
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     if args.fitted:
-        try:
-            saved = pickle.loads(Path(args.fitted).read_bytes())
-            fitted, recal = saved["fitted"], saved.get("recalibration")
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, KeyError, TypeError) as e:
-            raise TwinError(f"{args.fitted}: not a model written by `twin forecast fit` ({e})") from None
+        model = saved.load(args.fitted)  # data only: no code from the file runs
+        history = inputs.history
+        if model.step != history.step or model.targets != history.targets:
+            raise TwinError(f"--fitted {args.fitted}: fitted on {', '.join(model.targets)} every {model.step}, but "
+                            f"{args.series} gives {', '.join(history.targets)} every {history.step}")
+        fitted, recal = model.fitted, model.recalibration
         notes = []
     else:
         name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
@@ -869,10 +872,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="latest backtest windows that choose the model and recalibrate its intervals "
                             "(default 8, fewer if the history is short)")
         if action == "fit":
-            q.add_argument("-o", "--output", required=True, metavar="FITTED.pkl")
+            q.add_argument("-o", "--output", required=True, metavar="FITTED.npz",
+                           help="the fitted model, saved as data (arrays and JSON; see twin.forecast.saved)")
             q.set_defaults(func=cmd_forecast_fit)
         else:
-            q.add_argument("--fitted", type=Path, metavar="FITTED.pkl",
+            q.add_argument("--fitted", type=Path, metavar="FITTED.npz",
                            help="use a model saved by `twin forecast fit` (and its recalibration)")
             q.add_argument("-o", "--output", metavar="PROFILE.csv|.parquet", help="write the load profile here")
             q.add_argument("--out", type=Path, metavar="DIR",

@@ -123,7 +123,7 @@ class StatsBaseline(Forecaster):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 models[target] = model.fit(y)
-        return _StatsFit(self.name, label, models, tuple(notes), n)
+        return _StatsFit(self.name, label, models, tuple(notes), n, history)
 
 
 def _level(q: float) -> int | float:
@@ -139,6 +139,8 @@ class _StatsFit(Fitted):
     models: dict
     notes: tuple[str, ...]
     trained_steps: int
+    #: what it was fitted on: a saved fit is this history, refitted when loaded (``twin.forecast.saved``)
+    history: History | None = None
 
     def predict(self, context: History, horizon: int, covariates: Covariates | None = None,
                 quantiles: tuple[float, ...] = QUANTILES) -> Forecast:
