@@ -17,7 +17,7 @@ import simpy
 
 from ..spec import Problem, SpecError, SystemModel, apply_params
 from ..spec.distributions import Deterministic, Exponential
-from ..spec.model import MAX_SAMPLES
+from ..spec.model import MAX_SAMPLES, holding_cycle
 from .cache import STORES
 from .nodes import INCOMPLETE, Backoff, CacheNode, Call, Instance, Request, ServiceNode, Slots
 from .results import CLIENT_SPAN, SERVER_SPAN, CacheStats, FrozenMap, ReplicationResult, RequestRecords, ServiceStats, SpanRecords, TimeSeries
@@ -25,6 +25,16 @@ from .streams import Slowed, Uniforms, draws, substream
 from .workload import Workload
 
 CHUNK = 4096
+
+
+def _intervals(end: float, width: float) -> int:
+    """How many k >= 0 have k * width < end (at least one)."""
+    n = max(1, math.ceil(end / width))
+    while n > 1 and (n - 1) * width >= end:
+        n -= 1
+    while n * width < end:
+        n += 1
+    return n
 
 
 def _seed_sequence(seed) -> np.random.SeedSequence:
@@ -46,6 +56,9 @@ class _Engine:
         self.end = workload.duration_s
         self.drain_s = drain_s
         self.sample_interval = sample_interval_s or max(self.end / 200.0, 1e-6)
+        # the intervals start at k * sample_interval < end: the sampler and every service's
+        # utilisation bins use this one count, whatever the rounding of end / interval
+        self.n_samples = _intervals(self.end, self.sample_interval)
         self.spans = {k: array(t) for k, t in SpanRecords.COLUMNS.items()} if record_spans else None
         self._span_id = 0
         self.in_flight = 0
@@ -193,8 +206,11 @@ class _Engine:
         (Utilisation per interval is exact, from the busy time each visit books; see _result.)"""
         env = self.env
         services = [(n, self.nodes[n]) for n in self.model.services]
-        while env.now < self.end:
-            series["time_s"].append(env.now)
+        for k in range(self.n_samples):
+            t = k * self.sample_interval
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            series["time_s"].append(t)
             for name, node in services:
                 queued = up = 0
                 for inst in node.instances:
@@ -203,7 +219,6 @@ class _Engine:
                         queued += len(inst.waiting)
                 series[f"{name}.queue_length"].append(queued)
                 series[f"{name}.instances_up"].append(up)
-            yield env.timeout(self.sample_interval)
 
     # -- run -----------------------------------------------------------------------------
     def run(self) -> ReplicationResult:
@@ -246,6 +261,9 @@ class _Engine:
             attempts=np.frombuffer(self.attempts, dtype=np.uint16),
             visited=np.frombuffer(self.visited, dtype=np.uint64),
             class_names=tuple(m.classes), node_names=tuple(m.node_names()), warmup_s=self.warmup, end_s=self.end)
+        warnings = self._stalls()
+        for name in m.services:  # workers still held count as busy up to the run's end
+            self.nodes[name].book_in_flight(self.env.now)
         times = np.frombuffer(series.pop("time_s"), dtype=np.float64)
         values = {k: np.frombuffer(v, dtype=np.float64) for k, v in series.items()}
         width = np.minimum(self.sample_interval, self.end - times)
@@ -283,7 +301,30 @@ class _Engine:
         return ReplicationResult(model_name=m.name, seed_entropy=self.seq.entropy, spawn_key=tuple(self.seq.spawn_key),
                                  warmup_s=self.warmup, end_s=self.end, requests=requests,
                                  services=FrozenMap(services), caches=FrozenMap(caches),
-                                 timeseries=ts, cost=cost, spans=spans)
+                                 timeseries=ts, cost=cost, spans=spans, warnings=tuple(warnings))
+
+    def _stalls(self) -> list[str]:
+        """Services whose every worker was held, with none given back, from before the window's end
+        through the whole drain (or with nothing left to happen at all): work held that never completes."""
+        env = self.env
+        idle = env.peek() == math.inf  # no event left: what is held now stays held forever
+        out = []
+        for name in self.model.services:
+            node = self.nodes[name]
+            if not node.holding:
+                continue
+            workers = sum(i.workers for i in node.instances if i.up)
+            since = max(node.holding.values())  # every worker held from here on, none given back
+            if len(node.holding) < workers or node.released_at > since:
+                continue
+            if not (idle or (self.drain_s > 0 and since <= self.end and env.now - since >= self.drain_s)):
+                continue
+            cycle = holding_cycle(self.model, name)
+            why = (f"; its calls {' -> '.join(cycle)} wait for workers that the callers hold: a deadlock"
+                   if cycle else "")
+            out.append(f"service {name!r}: all {workers} workers held and none given back from t={since:.6g} s "
+                       f"to the run's end (t={env.now:.6g} s): nothing it serves completes{why}")
+        return out
 
 
 def run_replication(model: SystemModel, workload: Workload, params=None, seed=0, *, warmup_s: float | None = None,

@@ -161,7 +161,8 @@ class Node:
 class ServiceNode(Node):
     __slots__ = ("instances", "pick", "service_time", "calls", "parallel_calls", "hold", "queue_cap",
                  "tracks_failures", "rr", "u", "admitted", "served", "completed", "rejected", "errors",
-                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "bins", "bin_s", "per_bin")
+                 "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "bins", "bin_s", "per_bin",
+                 "holding", "token", "released_at")
 
     def __init__(self, eng, name, code, spec, service_time, instances, u):
         super().__init__(eng, name, code)
@@ -183,7 +184,10 @@ class ServiceNode(Node):
         self.wait_s = self.sojourn_s = self.busy_s = 0.0
         self.bin_s = eng.sample_interval
         self.per_bin = 1.0 / self.bin_s
-        self.bins = [0.0] * (int(eng.end / self.bin_s) + 1)  # busy worker-seconds per sample interval
+        self.bins = [0.0] * eng.n_samples  # busy worker-seconds per sample interval
+        self.holding = {}  # token -> start: the workers held now (booked as busy at the run's end if still held)
+        self.token = 0
+        self.released_at = -math.inf  # when a worker was last given back
 
     def _pick_only(self):
         inst = self.instances[0]
@@ -206,13 +210,31 @@ class ServiceNode(Node):
         up = [i for i in self.instances if i.up]
         return min(up, key=Instance.load) if up else None
 
-    def _account_busy(self, start, now):
+    def _hold(self, start):
+        """A worker taken at ``start``: booked as in flight until ``_account_busy`` gives it back."""
+        self.token += 1
+        self.holding[self.token] = start
+        return self.token
+
+    def _account_busy(self, token, now):
+        self.released_at = now
+        self._book(self.holding.pop(token), now)
+
+    def book_in_flight(self, now):
+        """Busy time of the workers still held at ``now`` (the run's end), up to ``now``."""
+        for start in self.holding.values():
+            self._book(start, now)
+
+    def _book(self, start, now):
         eng = self.eng
         lo = start if start > eng.warmup else eng.warmup
         hi = now if now < eng.end else eng.end
         if hi > lo:
             self.busy_s += hi - lo
         # the utilisation series: split the busy time over the sample intervals it spans
+        if start >= eng.end:
+            return
+        now = hi
         bins = self.bins
         b0, b1 = int(start * self.per_bin), int(now * self.per_bin)
         if b0 == b1:
@@ -264,6 +286,7 @@ class ServiceNode(Node):
                     eng.span(req, self.code, inst.index, parent, arrived, env.now, ERROR)
                 return ERROR
         start = env.now
+        token = self._hold(start)
         if counted:
             self.admitted += 1
             if start > arrived:
@@ -284,7 +307,7 @@ class ServiceNode(Node):
         except Interrupt as stop:
             if proc is not None:
                 inst.leave(proc)
-            self._account_busy(start, env.now)
+            self._account_busy(token, env.now)
             if stop.cause is not inst:
                 if inst.epoch == epoch:
                     inst.release()
@@ -302,13 +325,13 @@ class ServiceNode(Node):
             if inst.epoch != epoch:
                 # the instance failed while a nested visit of this same request held it; that
                 # visit took the interruption, and this worker died with the instance
-                self._account_busy(start, now)
+                self._account_busy(token, now)
                 if counted:
                     self.errors += 1
                 if eng.spans is not None:
                     eng.span(req, self.code, inst.index, parent, arrived, start, ERROR, span)
                 return ERROR
-        self._account_busy(start, now)
+        self._account_busy(token, now)
         inst.release()
         if calls and not self.hold:
             status = yield from self.run_calls(calls, req, inst, span)

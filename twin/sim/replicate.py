@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,13 +51,59 @@ def run_replications(model: SystemModel, workload: Workload | WorkloadSource, *,
             if progress:
                 progress(len(results))
         return results
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
+    with process_pool(jobs) as pool:
         futures = [pool.submit(_one, model, workload, seq, kwargs) for seq in seeds]
         for fut in futures:
             results.append(fut.result())
             if progress:
                 progress(len(results))
     return results
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes that end when this process ends, killed or not, so that
+    none is left behind blocked on a pipe."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_end_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a pool worker: on Linux the kernel sends SIGKILL when the worker's parent dies
+    (prctl PR_SET_PDEATHSIG); everywhere, and behind a fork server (then the worker's parent is
+    the server), a thread ends the worker once ``parent`` is gone or the worker was handed to
+    another parent."""
+    import signal
+    import sys
+    import threading
+
+    first = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def gone() -> bool:
+        if os.getppid() != first:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    def watch():
+        while not gone():
+            threading.Event().wait(1.0)
+        os._exit(1)
+
+    if gone():  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="twin-end-with-parent").start()
 
 
 def _context():
@@ -82,6 +129,8 @@ class Summary:
     end_s: float
     metrics: dict[str, Estimate]
     per_replication: pd.DataFrame
+    #: the replications' warnings, one per kind, with how many replications had it
+    warnings: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> Estimate:
         return self.metrics[key]
@@ -98,7 +147,7 @@ class Summary:
                 top[key] = est.to_dict()
         return {"model": self.model_name, "replications": self.replications, "warmup_s": self.warmup_s,
                 "duration_s": self.end_s, "confidence_level": 0.95, "metrics": top, "services": services,
-                "caches": caches, "classes": classes}
+                "caches": caches, "classes": classes, "warnings": list(self.warnings)}
 
 
 def summarize(results: Sequence[ReplicationResult], level: float = 0.95) -> Summary:
@@ -106,4 +155,16 @@ def summarize(results: Sequence[ReplicationResult], level: float = 0.95) -> Summ
     table = pd.DataFrame(rows)
     metrics = {k: estimate(table[k].tolist(), level) for k in table.columns}
     first = results[0]
-    return Summary(first.model_name, len(results), first.warmup_s, first.end_s, metrics, table)
+    return Summary(first.model_name, len(results), first.warmup_s, first.end_s, metrics, table,
+                   _warnings(results))
+
+
+def _warnings(results: Sequence[ReplicationResult]) -> tuple[str, ...]:
+    """Each kind of warning once (the first replication's wording), with the replications that had it."""
+    seen: dict[str, tuple[str, list[int]]] = {}
+    for i, r in enumerate(results):
+        for w in r.warnings:
+            kind = re.sub(r"t=\S+ s", "t", w)
+            seen.setdefault(kind, (w, []))[1].append(i)
+    return tuple(f"{w} (replication {reps[0]}" + (f"; {len(reps)} of {len(results)} replications)" if len(reps) > 1
+                                                  else ")") for w, reps in seen.values())

@@ -213,6 +213,8 @@ class ReplicationResult:
     timeseries: TimeSeries
     cost: float
     spans: SpanRecords | None = field(default=None)
+    #: what a person should look at before trusting the numbers (a service that stalled: work held, none done)
+    warnings: tuple[str, ...] = ()
 
     @property
     def window_s(self) -> float:

@@ -414,3 +414,33 @@ def _find_cycle(names, mat) -> list[str]:
             if found:
                 return [names[k] for k in found]
     return list(names)
+
+
+def holding_cycle(m: SystemModel, start: str) -> list[str]:
+    """A call cycle through service ``start`` that can hold every worker: each service on it keeps
+    its worker during its calls and waits without a timeout (through caches, which pass misses on).
+    Returned as [start, ..., start], or [] when there is none."""
+    def edges(node):
+        if node in m.caches:
+            return [m.caches[node].backend]
+        s = m.services[node]
+        if not s.calls_hold_worker:
+            return []
+        return [t for call in s.calls if call.timeout_s is None for t in call.targets()]
+
+    path, seen = [start], {start}
+
+    def dfs(node):
+        for t in edges(node):
+            if t == start:
+                return path + [start]
+            if t not in seen:
+                seen.add(t)
+                path.append(t)
+                found = dfs(t)
+                if found:
+                    return found
+                path.pop()
+        return None
+
+    return dfs(start) or []
