@@ -8,7 +8,6 @@ class mix and the call graph.
 
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
@@ -17,7 +16,7 @@ from ..calibrate.calibrate import Calibration
 from ..calibrate.fidelity import Fidelity
 from ..calibrate.requests import roots
 from ..calibrate.service_times import quiet_latencies, unqueued_latencies
-from .html import figure_tag, page, table
+from .html import esc, figure_tag, page, table, tidy
 
 
 def _num(x: float, digits: int = 4) -> str:
@@ -63,7 +62,7 @@ def _figures(cal: Calibration, fid: Fidelity) -> list[str]:
         for ax in list(axes.flat)[len(scopes):]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=8)
-        fig.tight_layout()
+        tidy(fig)
         out.append(figure_tag(fig, "Latency CDF of held-out requests: the trace against the twin replaying them"))
         plt.close(fig)
 
@@ -99,7 +98,7 @@ def _figures(cal: Calibration, fid: Fidelity) -> list[str]:
         q.set_xlabel("fitted quantiles (s)")
         q.set_ylabel("observed quantiles (s)")
         q.set_title("Q-Q", fontsize=9)
-        fig.tight_layout()
+        tidy(fig)
         out.append(figure_tag(fig, f"{svc}: {sf.pooled.describe()}"))
         plt.close(fig)
 
@@ -116,7 +115,7 @@ def _figures(cal: Calibration, fid: Fidelity) -> list[str]:
     ax.set_ylabel(f"requests/s ({width:g} s bins)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    tidy(fig)
     out.append(figure_tag(fig, "Request rate over the whole trace"))
     plt.close(fig)
     return out
@@ -126,23 +125,23 @@ def render(cal: Calibration, fid: Fidelity | None, *, title: str | None = None) 
     m = cal.model
     prov = m.provenance or {}
     colour = {"faithful": "#1a7f37", "not faithful": "#c62828", "undetermined": "#b26a00"}
-    verdict = (f"<p style='font-size:1.2em'><b>Verdict: <span style='color:{colour[fid.verdict]}'>{fid.verdict}"
+    verdict = (f"<p style='font-size:1.2em'><b>Verdict: <span style='color:{colour[fid.verdict]}'>{esc(fid.verdict)}"
                f"</span></b> on {prov['requests']['held_out']:,} held-out requests, {fid.replications} replays"
                + (" (too few held-out requests to judge the overall KS and p95)" if fid.verdict == "undetermined"
                   else "") + "</p>"
                if fid else "<p><b>No fidelity check</b>: the trace has no latencies to compare.</p>")
-    inputs = "".join(f"<li>{html.escape(str(i.get('file')))}: {i.get('format')}, {i.get('rows', 0):,} rows"
-                     + (f", {i['malformed']} malformed skipped" if i.get("malformed") else "") + "</li>"
+    inputs = "".join(f"<li>{esc(i.get('file'))}: {esc(i.get('format'))}, {i.get('rows', 0):,} rows"
+                     + (f", {esc(i['malformed'])} malformed skipped" if i.get("malformed") else "") + "</li>"
                      for i in prov.get("inputs", []))
     tr = prov.get("time_range", {})
     sections = [
         verdict,
-        f"<p class='meta'>Inputs:</p><ul>{inputs}</ul><p class='meta'>From {tr.get('start')} to {tr.get('end')}; "
-        f"calibrated on the part before {tr.get('split_at')}, judged on the rest "
-        f"({tr.get('holdout', 0):.0%} of the time range). Skeleton: {html.escape(str(prov.get('skeleton')))}.</p>",
+        f"<p class='meta'>Inputs:</p><ul>{inputs}</ul><p class='meta'>From {esc(tr.get('start'))} to "
+        f"{esc(tr.get('end'))}; calibrated on the part before {esc(tr.get('split_at'))}, judged on the rest "
+        f"({tr.get('holdout', 0):.0%} of the time range). Skeleton: {esc(prov.get('skeleton'))}.</p>",
     ]
     if cal.warnings:
-        sections.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in cal.warnings)
+        sections.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{esc(w)}</li>" for w in cal.warnings)
                         + "</ul>")
     if fid:
         sections += ["<h2>Fidelity (held-out requests)</h2>",

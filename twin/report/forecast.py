@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 
-from .html import figure_tag, page, table
+from .html import esc, figure_tag, page, table, tidy
 
 
 def _num(x, digits=3) -> str:
@@ -36,7 +36,7 @@ def _figures(result) -> list[str]:
             ax.set_title(f"{name}: last window", fontsize=9)
             ax.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=7, ncol=4)
-        fig.tight_layout()
+        tidy(fig)
         out.append(figure_tag(fig, f"{target}: forecast vs actual with the 80% band, last backtest window"))
         plt.close(fig)
 
@@ -54,7 +54,7 @@ def _figures(result) -> list[str]:
         a.legend(fontsize=7)
         for ax in (a, b):
             ax.grid(alpha=0.3)
-        fig.tight_layout()
+        tidy(fig)
         out.append(figure_tag(fig, f"{target}: error and coverage by horizon step"))
         plt.close(fig)
     return out
@@ -66,9 +66,9 @@ def render(result, inputs, chosen) -> str:
     ratios = result.relative_to(base).set_index(["forecaster", "target"])["mase_ratio"]
     rows = [[r.forecaster, r.target, _num(r.mase), _num(ratios.get((r.forecaster, r.target))), _num(r.smape),
              _num(r.pinball), _num(r.coverage_80), _num(r.coverage_90)] for r in summary.itertuples()]
-    sections = [f"<p class='meta'>{len(result.origins)} rolling origins from {result.origins[0]} to "
-                f"{result.origins[-1]}, {result.horizon} steps ahead each; MASE scaled by the seasonal naive "
-                f"({result.season} steps) on each window's own training data.</p>"]
+    sections = [f"<p class='meta'>{len(result.origins)} rolling origins from {esc(result.origins[0])} to "
+                f"{esc(result.origins[-1])}, {esc(result.horizon)} steps ahead each; MASE scaled by the seasonal "
+                f"naive ({esc(result.season)} steps) on each window's own training data.</p>"]
     if inputs.repairs.lines or inputs.notes:
         sections.append("<h2>Repairs and notes</h2><ul>" + "".join(
             f"<li>{html.escape(line)}</li>" for line in [*inputs.repairs.lines, *inputs.notes, *result.notes])
@@ -127,11 +127,11 @@ def render_profile(history, profile, notes, model: str) -> str:
         ax.set_title(f"{target}: {len(profile)} steps of {step} ahead ({model})", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=4)
-        fig.tight_layout()
+        tidy(fig)
         figures.append(figure_tag(fig, f"{target}: history and forecast with bands"))
         plt.close(fig)
-    sections = [f"<p class='meta'>Model {html.escape(model)}; {len(profile)} steps from {profile.index[0]} to "
-                f"{profile.index[-1]}.</p>"]
+    sections = [f"<p class='meta'>Model {esc(model)}; {len(profile)} steps from {esc(profile.index[0])} to "
+                f"{esc(profile.index[-1])}.</p>"]
     if notes:
         sections.append("<h2>How it was made</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
                         + "</ul>")

@@ -7,6 +7,21 @@ import html
 import io
 
 
+def esc(value) -> str:
+    """Any value as HTML text: a model's, a trace's or a config's strings may hold markup."""
+    return html.escape(str(value), quote=True)
+
+
+def tidy(fig) -> None:
+    """``fig.tight_layout()``, quietly where long labels (a user's names) leave it no room:
+    the page's PNG is cropped to what was drawn anyway."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        fig.tight_layout()
+
+
 def figure_tag(fig, alt: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

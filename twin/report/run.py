@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from ..sweep.task import replications_met
-from .html import figure_tag, page, table
+from .html import esc, figure_tag, page, table, tidy
 
 COLOURS = ["C2", "C1", "C4", "C5", "C6", "C8", "C9", "C7", "tab:olive", "tab:cyan", "C3", "C0"]  # the band is C0
 
@@ -59,7 +59,7 @@ def _forecast_figure(history: pd.DataFrame, profile: pd.DataFrame, regimes_doc: 
     ax.set_ylabel("requests/s")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
+    tidy(fig)
     tag = figure_tag(fig, "Forecast with its band; the background shows each step's load regime")
     plt.close(fig)
     return tag
@@ -109,7 +109,7 @@ def _trials_figure(doc: dict) -> str:
         ax.set_ylabel(f"{metric} ({direction})")
         caption = f"{doc['regime']['name']}: trials, feasible in blue, infeasible in grey"
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    tidy(fig)
     tag = figure_tag(fig, caption)
     plt.close(fig)
     return tag
@@ -127,7 +127,7 @@ def _importance_figure(results: dict) -> str | None:
         ax.set_title(name, fontsize=9)
         ax.set_xlim(0, 1)
         ax.tick_params(labelsize=7)
-    fig.tight_layout()
+    tidy(fig)
     tag = figure_tag(fig, "Parameter importance (PED-ANOVA on the objective, penalised for broken constraints)")
     plt.close(fig)
     return tag
@@ -154,7 +154,7 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
     constraints = ", ".join(f"{m} ≤ {b:g}" for m, b in s.constraints.items()) or "none"
     sections = [
         f"<p class='meta'>experiment <b>{html.escape(exp.name)}</b> · model <b>{html.escape(model.name)}</b> · "
-        f"seed {exp.seed} · forecast {html.escape(forecast_info['model'])} from "
+        f"seed {esc(exp.seed)} · forecast {html.escape(forecast_info['model'])} from "
         f"{html.escape(str(forecast_info['series']))} (x{forecast_info['scale']:g}), "
         f"trained until {html.escape(forecast_info['trained_until'])}</p>",
         "<h2>Forecast and load regimes</h2>",
@@ -176,7 +176,7 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
         r = doc["result"]
         winner = r["winner"]
         head = f"<h3>{html.escape(name)}</h3><p>study <code>{html.escape(doc['study'])}</code> · trials " + \
-            ", ".join(f"{k} {v}" for k, v in r["trials"].items())
+            esc(", ".join(f"{k} {v}" for k, v in r["trials"].items()))
         if doc.get("warm_start_from"):
             head += f" · warm start from {html.escape(doc['warm_start_from'])}"
         head += "</p>"

@@ -21,7 +21,7 @@ import yaml
 
 from ..sim import ReplicationResult, Summary
 from ..spec import SystemModel
-from .html import figure_tag, page, table
+from .html import esc, figure_tag, page, table
 
 
 def fmt(est, scale: float = 1.0, digits: int = 4) -> str:
@@ -137,8 +137,8 @@ def write_simulation(folder: Path, *, model: SystemModel, results: list[Replicat
                                                       sort_keys=False))
     described = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("rate_per_s", "duration_s", "seed"))
     sections = [
-        f"<p class='meta'>model <b>{model.name}</b>: {model.description} — {summary.replications} replications, "
-        f"{described}, warm-up {summary.warmup_s:g} s. Intervals are 95% Student-t over replications.</p>",
+        f"<p class='meta'>model <b>{esc(model.name)}</b>: {esc(model.description)} — {summary.replications} "
+        f"replications, {esc(described)}, warm-up {summary.warmup_s:g} s. Intervals are 95% Student-t over replications.</p>",
         "<h2>Overview</h2>", table(["metric", "mean ± 95% CI"], overview_rows(summary)),
         "<h2>Services</h2>", table(SERVICE_HEADER, service_rows(summary, model)),
     ]
