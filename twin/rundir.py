@@ -7,6 +7,7 @@ replaces it; a path holding anything else is refused, so ``--out`` never deletes
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -61,11 +62,22 @@ def atomic_directory(target: str | Path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _scratch_file(path: Path) -> tuple[int, Path]:
+    """A new empty file beside ``path`` and its descriptor, with the mode a plain ``open()`` would
+    give it (0666 less the umask; ``mkstemp`` would make it 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def write_atomically(path: str | Path, data: str | bytes) -> None:
     """Write a file whole or not at all: into a scratch file beside it, then one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _scratch_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
@@ -78,8 +90,7 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
 def write_frame_atomically(path: str | Path, frame, **kwargs) -> None:
     """``frame.to_parquet`` whole or not at all."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _scratch_file(path)
     os.close(fd)
     try:
         frame.to_parquet(tmp, **kwargs)

@@ -25,6 +25,9 @@ from ..sim.workload import Workload
 from ..spec import SystemModel, validate_model
 from ..spec.experiment import Sweep
 
+#: sweep settings a task does not carry: the storage URL (a worker is given it; it may hold a password)
+NOT_STORED = ("storage",)
+
 
 @dataclass
 class SweepTask:
@@ -34,6 +37,10 @@ class SweepTask:
     scenarios: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     seed: int = 0
+
+    def __post_init__(self):
+        # where the study lives is no part of it, and its URL may hold a password: never stored
+        self.settings = {k: v for k, v in self.settings.items() if k not in NOT_STORED}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
