@@ -75,7 +75,8 @@ class Tunable(BaseModel):
     def _parse_units(cls, data):
         if isinstance(data, dict) and data.get("type") in ("int", "float"):
             targets = _as_list(data.get("targets") or [])
-            unit = data.get("unit") or (infer_unit(targets[0]) if targets and isinstance(targets[0], str) else None)
+            first = targets[0] if isinstance(targets, list) and targets else None
+            unit = data.get("unit") or (infer_unit(first) if isinstance(first, str) else None)
             data = dict(data)
             if unit and "unit" not in data:
                 data["unit"] = unit
@@ -140,7 +141,9 @@ class Tunable(BaseModel):
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-        except (TypeError, ValueError):
+            if not math.isfinite(number):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"expected {self.describe_domain()}, got {value!r}") from None
         if self.type == "int":
             if number != int(number):

@@ -25,7 +25,10 @@ def _split(text: str, units: dict, what: str) -> float:
     if not m or m.group(2).lower() not in units:
         names = ", ".join(u for u in units if u)
         raise ValueError(f"expected {what} (a number, or a number with one of the units {names}), got {text!r}")
-    return float(m.group(1)) * units[m.group(2).lower()]
+    value = float(m.group(1)) * units[m.group(2).lower()]
+    if not math.isfinite(value):
+        raise ValueError(f"expected {what} of finite size, got {text!r}")
+    return value
 
 
 def parse_bytes(value):

@@ -1,0 +1,29 @@
+"""Crashes the fuzzers found, one plain case each (each failed with a traceback before its fix)."""
+
+import pytest
+
+from tests.conftest import MINIMAL, MODELS
+from twin.spec import SpecError, load_model
+from twin.spec.units import parse_bytes, parse_seconds
+
+
+@pytest.mark.parametrize("text", ["1e400s", "1e400", "-1e400ms"])
+def test_a_duration_too_large_for_a_float_is_refused(text):
+    with pytest.raises(ValueError, match="finite"):
+        parse_seconds(text)
+    with pytest.raises(ValueError):
+        parse_bytes(text.removesuffix("s").removesuffix("m"))
+
+
+def test_param_of_infinite_size_is_a_clean_error():
+    with pytest.raises(SpecError, match=r"--param: frontend_workers: expected"):
+        load_model(MODELS / "reference" / "shop.yaml", params={"frontend_workers": "1e400"})
+    with pytest.raises(SpecError, match=r"--param: frontend_workers: expected"):
+        load_model(MODELS / "reference" / "shop.yaml", params={"frontend_workers": float("inf")})
+
+
+@pytest.mark.parametrize("targets", ["{a: 1}", "0.5", "[]"])
+def test_tunable_targets_of_the_wrong_type_are_named(write_yaml, targets):
+    text = MINIMAL + f"tunables:\n  w: {{type: int, low: 1, high: 4, targets: {targets}}}\n"
+    with pytest.raises(SpecError, match=r"model.yaml:\d+: tunables.w.targets"):
+        load_model(write_yaml(text))
