@@ -16,14 +16,41 @@ import math
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat, model_validator
 
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PosFloat = Annotated[PositiveFloat, Field(allow_inf_nan=False)]
+def _no_bool(value):
+    """YAML's true/false are not numbers (pydantic would read them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+NoBool = BeforeValidator(_no_bool)
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), NoBool]
+PosFloat = Annotated[PositiveFloat, Field(allow_inf_nan=False), NoBool]
 # Bounds that keep every moment and sample finite in float64 (and every run finite in time).
-Magnitude = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
-PosMagnitude = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
-CV = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+# Values far below TINY underflow to 0 when squared (a scv, a second moment of a heavy law): a value
+# is 0 or at least TINY; a coefficient of variation below MIN_CV is a fixed value.
+TINY = 1e-100
+MIN_CV = 1e-6
+
+
+def _zero_or_not_tiny(value: float) -> float:
+    if 0 < value < TINY:
+        raise ValueError(f"expected 0 or at least {TINY:g}, got {value:g}")
+    return value
+
+
+def _cv_not_tiny(value: float) -> float:
+    if value < MIN_CV:
+        raise ValueError(f"expected a coefficient of variation of at least {MIN_CV:g} (for a fixed value, "
+                         f"dist: deterministic), got {value:g}")
+    return value
+
+
+Magnitude = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False), NoBool, AfterValidator(_zero_or_not_tiny)]
+PosMagnitude = Annotated[float, Field(ge=TINY, le=1e15, allow_inf_nan=False), NoBool]
+CV = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), NoBool, AfterValidator(_cv_not_tiny)]
 
 
 class _Dist(BaseModel):
@@ -42,6 +69,19 @@ class _Dist(BaseModel):
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _finite_moments(self):
+        """Parameters inside their bounds can still combine into a law with no finite mean."""
+        try:
+            mean, scv = self.mean(), self.scv()
+        except (ArithmeticError, ValueError):
+            mean = scv = math.nan
+        # (an infinite mean is the pareto law's own check to explain)
+        if math.isnan(mean) or (math.isfinite(mean) and math.isnan(scv)):
+            raise ValueError(f"these parameters give no finite mean and variance (mean {mean:g}); expected a "
+                             f"law whose moments fit in floating point")
+        return self
 
 
 class Exponential(_Dist):
@@ -128,6 +168,13 @@ class Gamma(_Dist):
     def second_moment(self):
         return self.mean_**2 * (1 + self.cv**2)
 
+    @model_validator(mode="after")
+    def _draws_do_not_underflow(self):
+        if self.cv > 10:
+            raise ValueError(f"cv: expected at most 10 for a gamma law (shape 1/cv^2 >= 0.01; below, most draws "
+                             f"underflow to 0); got {self.cv:g}: a lognormal or pareto law has heavier tails")
+        return self
+
     def sample(self, rng, n):
         shape = 1.0 / self.cv**2
         return rng.gamma(shape, self.mean_ / shape, n)
@@ -135,7 +182,7 @@ class Gamma(_Dist):
 
 class Weibull(_Dist):
     dist: Literal["weibull"]
-    shape: Annotated[float, Field(ge=0.05, le=100, allow_inf_nan=False)]
+    shape: Annotated[float, Field(ge=0.05, le=100, allow_inf_nan=False), NoBool]
     scale: PosMagnitude
 
     def mean(self):
@@ -156,7 +203,7 @@ class Pareto(_Dist):
 
     dist: Literal["pareto"]
     scale: PosMagnitude
-    alpha: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    alpha: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), NoBool]
     high: PosMagnitude | None = None
 
     @model_validator(mode="after")
@@ -172,11 +219,11 @@ class Pareto(_Dist):
         a, xm = self.alpha, self.scale
         if self.high is None:
             return a * xm**k / (a - k) if a > k else math.inf
-        h = self.high
-        norm = a * xm**a / -math.expm1(a * math.log(xm / h))
-        if a == k:
-            return norm * math.log(h / xm)
-        return norm * (h ** (k - a) - xm ** (k - a)) / (k - a)
+        # E[X^k] = a xm^k (1 - r^(a-k)) / ((a-k) (1 - r^a)), r = xm/high, in a form that neither
+        # underflows (xm^a) nor cancels (alpha near k, or tiny)
+        log_r = math.log(xm / self.high)
+        tail = -log_r if a == k else -math.expm1((a - k) * log_r) / (a - k)
+        return a / -math.expm1(a * log_r) * tail * xm**k
 
     def mean(self):
         return self._moment(1)
@@ -186,7 +233,8 @@ class Pareto(_Dist):
 
     def sample(self, rng, n):
         kept = 1.0 if self.high is None else -math.expm1(self.alpha * math.log(self.scale / self.high))
-        return self.scale * (1.0 - rng.random(n) * kept) ** (-1.0 / self.alpha)
+        # inversion in logs: 1 - u*kept would round to 1 when alpha (so kept) is tiny
+        return self.scale * np.exp(-np.log1p(-rng.random(n) * kept) / self.alpha)
 
 
 class Empirical(_Dist):

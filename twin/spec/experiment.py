@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .distributions import NoBool
 from .errors import Problem, SpecError
 from .model import Name, NonNegSeconds, Seconds, SystemModel
 
@@ -66,7 +67,7 @@ class History(Section):
     time_zone: str | None = None
     counts: bool = False
     trace_step: str | None = None
-    scale: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] = 1.0
+    scale: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NoBool] = 1.0
     events: Path | None = None
     holidays: str | None = None
     social: Path | None = None
@@ -75,17 +76,17 @@ class History(Section):
 class Forecast(Section):
     model: str = "auto"
     horizon: str = "1d"
-    calibration_windows: Annotated[int, Field(ge=0, le=50)] = 8
+    calibration_windows: Annotated[int, Field(ge=0, le=50), NoBool] = 8
 
 
 class Regimes(Section):
     """Load regimes: the forecast's steps clustered on their load vectors (rate, volume,
     concurrency, class mix, burstiness); each regime is swept once, at ``quantile`` of the forecast."""
 
-    max: Annotated[int, Field(ge=1, le=12)] = 3
-    quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    max: Annotated[int, Field(ge=1, le=12), NoBool] = 3
+    quantile: Annotated[float, Field(gt=0, lt=1), NoBool] = 0.9
     #: a regime smaller than this share of the steps joins its nearest neighbour
-    min_share: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
+    min_share: Annotated[float, Field(ge=0, lt=0.5), NoBool] = 0.05
 
 
 class Sweep(Section):
@@ -94,28 +95,28 @@ class Sweep(Section):
     minimize: list[str] = ["cost"]
     maximize: list[str] = []
     #: metric -> upper bound; a trial that exceeds one is infeasible (Optuna's constraints)
-    constraints: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
+    constraints: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False), NoBool]] = {}
     #: tunables to sweep (default: all the model declares)
     tunables: list[Name] | None = None
-    trials: Annotated[int, Field(ge=1, le=100_000)] = 40
+    trials: Annotated[int, Field(ge=1, le=100_000), NoBool] = 40
     sampler: Literal["tpe", "random", "nsga2", "gp"] = "tpe"
     #: the leading candidates re-run with independent loads before a winner is declared
-    finalists: Annotated[int, Field(ge=1, le=50)] = 3
-    replications: Annotated[int, Field(ge=2, le=200)] = 5
+    finalists: Annotated[int, Field(ge=1, le=50), NoBool] = 3
+    replications: Annotated[int, Field(ge=2, le=200), NoBool] = 5
     #: finalists within this relative distance of the winner's objective are a tie, whatever their intervals
-    tie_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.01
+    tie_tolerance: Annotated[float, Field(ge=0, le=1), NoBool] = 0.01
     #: length of the synthesized load each trial faces, and its warm-up
     window: Seconds = 600.0
     warmup: NonNegSeconds = 60.0
     #: a trial whose first third of the window already breaks a constraint by this factor stops there
     prune: bool = True
-    prune_factor: Annotated[float, Field(ge=1, le=100)] = 1.5
+    prune_factor: Annotated[float, Field(ge=1, le=100), NoBool] = 1.5
     #: trials from the nearest regime already swept, run first
-    warm_start: Annotated[int, Field(ge=0, le=100)] = 3
+    warm_start: Annotated[int, Field(ge=0, le=100), NoBool] = 3
     #: Optuna storage URL (default: a SQLite file in the run folder)
     storage: str | None = None
     #: worker processes on this machine (more can join with ``twin sweep --worker``)
-    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    workers: Annotated[int, Field(ge=1, le=256), NoBool] = 1
 
     @model_validator(mode="after")
     def _objectives(self):
@@ -138,11 +139,11 @@ class Sweep(Section):
 class Policy(Section):
     #: policy database URL (default: a SQLite file in the run folder)
     db: str | None = None
-    neighbours: Annotated[int, Field(ge=1, le=50)] = 3
+    neighbours: Annotated[int, Field(ge=1, le=50), NoBool] = 3
     #: beyond this normalised distance a profile has no close neighbour
-    max_distance: Annotated[float, Field(gt=0, le=100)] = 1.0
+    max_distance: Annotated[float, Field(gt=0, le=100), NoBool] = 1.0
     #: a change of setting needs the new choice to be this much closer (relative) than the held one
-    hysteresis: Annotated[float, Field(ge=0, le=1)] = 0.2
+    hysteresis: Annotated[float, Field(ge=0, le=1), NoBool] = 0.2
 
 
 class Schedule(Section):
@@ -155,7 +156,7 @@ class Schedule(Section):
 
 class Experiment(Section):
     name: Name
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0), NoBool] = 0
     model: Path | None = None
     calibrate: ModelSource | None = None
     history: History

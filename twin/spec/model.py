@@ -14,22 +14,28 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from .distributions import Distribution, NonNegFloat, PosFloat
+from .distributions import Distribution, NoBool, NonNegFloat, PosFloat
 from .errors import Problem, SpecError
 from .tunables import Tunable, check_tunables
 from .units import parse_bytes, parse_seconds
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)]
-Probability = Annotated[float, Field(gt=0, le=1)]
-Retries = Annotated[int, Field(ge=0, le=100)]
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
+Probability = Annotated[float, Field(gt=0, le=1), NoBool]
+Retries = Annotated[int, Field(ge=0, le=100), NoBool]
+PosInt = Annotated[int, Field(ge=1), NoBool]
+NonNegInt = Annotated[int, Field(ge=0), NoBool]
 Bytes = Annotated[int, Field(ge=0), BeforeValidator(parse_bytes)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(parse_seconds)]
 NonNegSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(parse_seconds)]
 
 MAX_NODES = 63  # services + caches; a request records the nodes it visited as a 64-bit mask
 MAX_SAMPLES = 1_000_000  # time-series intervals per run
+# Bounds that keep one run's memory and work finite: the twin keeps an object per instance, and a
+# request's visits (fan-outs multiplied along the call graph) are each a SimPy process step.
+MAX_INSTANCES = 10_000  # per service
+MAX_WORKERS = 1_000_000  # per instance
+MAX_FANOUT = 1_000  # copies of one call
+MAX_VISITS = 100_000  # expected node visits per request
 
 
 class Strict(BaseModel):
@@ -40,7 +46,7 @@ class Backoff(Strict):
     """Wait before retry n (1-based): min(max_s, initial_s * multiplier**(n-1)), jittered."""
 
     initial_s: NonNegSeconds = 0.1
-    multiplier: Annotated[float, Field(ge=1, le=100)] = 2.0
+    multiplier: Annotated[float, Field(ge=1, le=100), NoBool] = 2.0
     max_s: NonNegSeconds = 10.0
     jitter: Literal["full", "none"] = "full"
 
@@ -56,7 +62,7 @@ class Client(Strict):
 class Keys(Strict):
     """Key popularity: Zipf(zipf_exponent) over ``count`` keys; classes sharing ``space`` share keys."""
 
-    count: Annotated[int, Field(ge=1, le=100_000_000)]
+    count: Annotated[int, Field(ge=1, le=100_000_000), NoBool]
     zipf_exponent: NonNegFloat = 1.0
     space: Name | None = None
 
@@ -80,7 +86,7 @@ class Call(Strict):
     to: Name | None = None
     one_of: dict[Name, Probability] | None = None
     probability: Probability = 1.0
-    count: PosInt = 1
+    count: Annotated[int, Field(ge=1, le=MAX_FANOUT), NoBool] = 1
     fanout: Literal["parallel", "sequential"] = "parallel"
     classes: list[Name] | None = None
     timeout_s: Seconds | None = None
@@ -115,7 +121,7 @@ class Failures(Strict):
     with rate ``recovery_rate_per_s`` (mean 1/rate), exponential or deterministic."""
 
     time_to_failure_s: Distribution
-    recovery_rate_per_s: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
+    recovery_rate_per_s: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False), NoBool]
     recovery_time: Literal["exponential", "deterministic"] = "exponential"
     #: failures start only in [start_s, end_s) of the run (uptime counts from start_s); a
     #: recovery under way at end_s still completes
@@ -137,7 +143,7 @@ class Slowdown(Strict):
 
     start_s: NonNegSeconds = 0.0
     end_s: Seconds | None = None
-    factor: Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)]
+    factor: Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False), NoBool]
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -154,8 +160,8 @@ class Pool(Strict):
 
 
 class Service(Strict):
-    instances: PosInt = 1
-    workers: PosInt = 1
+    instances: Annotated[int, Field(ge=1, le=MAX_INSTANCES), NoBool] = 1
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS), NoBool] = 1
     queue_capacity: NonNegInt | None = None
     load_balancer: Literal["round_robin", "random", "least_outstanding"] = "round_robin"
     service_time_s: Distribution
@@ -373,6 +379,15 @@ def _check_call_graph(m: SystemModel) -> list[Problem]:
                             f"the call cycle {' -> '.join(cycle + [first])} has no way out for class {cls!r}: each "
                             f"pass repeats it at least once on average; expected probabilities x counts "
                             f"that let requests leave it")]
+        # the traffic equations on the nodes this class reaches (the cycle check above makes them solvable)
+        entry = np.eye(len(reach))[reach.index(names.index(m.classes[cls].entry))]
+        visits = np.linalg.solve(np.eye(len(reach)) - sub.T, entry)
+        if visits.sum() > MAX_VISITS:
+            busiest = names[reach[int(np.argmax(visits))]]
+            return [Problem(f"services.{busiest}" if busiest in m.services else f"caches.{busiest}",
+                            f"a request of class {cls!r} would make {visits.sum():.3g} visits on average "
+                            f"({visits.max():.3g} to {busiest!r}): the call counts multiply along the call graph; "
+                            f"expected at most {MAX_VISITS:,}")]
     return []
 
 
