@@ -98,3 +98,56 @@ def write_frame_atomically(path: str | Path, frame, **kwargs) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+LOCK = ".twin-run.lock"
+
+
+def lock_run_folder(folder: str | Path) -> int:
+    """Hold the run folder against a second writer for as long as the returned descriptor is open
+    (the kernel lets go when the process ends, killed or not).  A second ``twin run`` into the
+    same folder gets a ``TwinError`` naming the folder and the holder's pid."""
+    import fcntl
+
+    path = Path(folder) / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise TwinError(f"{folder}: another twin run (pid {holder}) is writing to this run folder; wait for it to "
+                        f"finish, or give another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def unlock_run_folder(fd: int) -> None:
+    os.close(fd)  # closing the descriptor releases the lock
+
+
+# -- crash points: the crash-safety tests kill twin at named points (TWIN_TEST_KILL_AT=LABEL:N) ------
+
+KILL_AT = "TWIN_TEST_KILL_AT"
+KILL_PID = "TWIN_TEST_KILL_PID"
+if os.environ.get(KILL_AT):  # the process to kill: the first twin process, not a worker it started
+    os.environ.setdefault(KILL_PID, str(os.getpid()))
+_hits: dict[str, int] = {}
+
+
+def crash_point(label: str) -> None:
+    """Where a crash test may kill twin: at the N-th time this process passes ``label`` when
+    ``TWIN_TEST_KILL_AT=LABEL:N``, SIGKILL to the twin process the test started (a worker that
+    passes it goes on, and has to end by itself once its parent is gone).  Nothing happens otherwise."""
+    spec = os.environ.get(KILL_AT)
+    if not spec:
+        return
+    want, _, n = spec.rpartition(":")
+    if want != label:
+        return
+    _hits[label] = _hits.get(label, 0) + 1
+    if _hits[label] == int(n):
+        import signal
+
+        os.kill(int(os.environ.get(KILL_PID, os.getpid())), signal.SIGKILL)

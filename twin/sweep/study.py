@@ -24,17 +24,19 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import optuna
+import sqlalchemy as sa
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from ..dburl import cannot_open, database_url
-from ..sim.replicate import _context
+from ..rundir import crash_point
+from ..sim.replicate import process_pool
 from ..sim.stats import Estimate, estimate
 from ..spec import SystemModel, TwinError
 from .task import Evaluator, SweepTask, constraint_values
@@ -227,9 +229,37 @@ def _progress(study) -> tuple[int, int, int]:
     return finished, running, waiting
 
 
-def _fail_stale(study):
+def _fail_stale(study, *, orphans: bool = False):
+    """Fail and queue again (the same parameters) the trials of dead workers: those whose
+    heartbeat is older than the grace period (Optuna's check), those that never beat and started
+    longer ago than the grace period (a worker killed between ask and its first heartbeat), and,
+    with ``orphans``, every running trial (the caller knows no other worker is alive)."""
     with _quiet():
         optuna.storages.fail_stale_trials(study)
+        storage = study._storage
+        rdb = getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in a cache
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        if not orphans:
+            from optuna.storages._rdb.models import TrialHeartbeatModel
+
+            ids = [t._trial_id for t in running]
+            with rdb.engine.connect() as conn:
+                beating = set(conn.execute(sa.select(TrialHeartbeatModel.trial_id).where(
+                    TrialHeartbeatModel.trial_id.in_(ids))).scalars())
+            now = datetime.now()  # Optuna stamps datetime_start with the local clock
+            running = [t for t in running if t._trial_id not in beating and t.datetime_start is not None
+                       and (now - t.datetime_start).total_seconds() > rdb.grace_period]
+        retry = rdb.get_heartbeat_stale_trial_callback()
+        for t in running:
+            try:
+                if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                continue
+            if retry is not None:
+                retry(study, storage.get_trial(t._trial_id))
 
 
 def objective_values(metrics: dict, sweep) -> list[float] | None:
@@ -244,6 +274,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, ev: Evaluator, dists: di
     trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
     if s.prune and (s.constraints or len(s.objectives) == 1):  # otherwise nothing could be pruned
         partial = ev.run(params, 0, fraction=PARTIAL)
+        crash_point("trial-partial")
         excess = constraint_values(partial, s.constraints)
         values = objective_values(partial, s)
         if values is not None and len(values) == 1:
@@ -289,6 +320,7 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
     dists = distributions(ev.model, task.sweep.tunables)
     target = task.sweep.trials
     ran = 0
+    idle_since, seen = None, None
     while max_trials is None or ran < max_trials:
         _fail_stale(study)
         finished, running, waiting = _progress(study)
@@ -297,10 +329,19 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
         if finished >= target and waiting == 0:
             break
         if finished + running >= target and waiting == 0:
-            time.sleep(POLL_S)  # others are finishing the last trials; one may die and need a retry
+            # others are finishing the last trials; one may die and need a retry
+            if seen != (finished, running):
+                idle_since, seen = time.monotonic(), (finished, running)
+            elif time.monotonic() - idle_since > _wait_limit(study):
+                raise TwinError(f"study {study_name!r}: {running} trial(s) of other workers made no progress in "
+                                f"{time.monotonic() - idle_since:.0f} s while beating their heartbeat; stopped "
+                                f"waiting for them (run this worker again to go on)")
+            time.sleep(POLL_S)
             continue
+        idle_since, seen = None, None
         with _quiet():
             trial = study.ask(dists)
+        crash_point("trial-asked")  # before the first heartbeat: the trial is running and has none
         with _Heartbeat(storage, trial._trial_id):
             try:
                 run_trial(study, trial, ev, dists)
@@ -314,7 +355,20 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
                     study.tell(trial, state=TrialState.FAIL)
                 raise
         ran += 1
+        crash_point("trial-told")
     return ran
+
+
+WAIT_FACTOR = 20  # a trial running this many times longer than the longest one done is taken for hung
+MIN_WAIT_S = 600
+
+
+def _wait_limit(study) -> float:
+    """How long a worker waits for other workers' last trials with no change before it gives up."""
+    took = [(t.datetime_complete - t.datetime_start).total_seconds()
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if t.datetime_complete and t.datetime_start]
+    return max(MIN_WAIT_S, WAIT_FACTOR * max(took, default=0.0))
 
 
 def _work_process(url: str, study_name: str, worker: int) -> int:
@@ -322,19 +376,23 @@ def _work_process(url: str, study_name: str, worker: int) -> int:
 
 
 def run_study(url: str, task: SweepTask, *, warm: list[dict] = (), workers: int = 1,
-              progress: Callable[[int, int], None] | None = None) -> list[optuna.trial.FrozenTrial]:
+              progress: Callable[[int, int], None] | None = None,
+              exclusive: bool = False) -> list[optuna.trial.FrozenTrial]:
     """Create or resume the task's study and run it to its number of trials in ``workers``
-    processes; returns its trials."""
+    processes; returns its trials.  ``exclusive``: no other worker uses this storage (a run
+    folder's own, held by its lock), so a trial left running is a killed run's, retried at once."""
     with _storage(url) as storage:
-        return _run_study(storage, url, task, warm, workers, progress)
+        return _run_study(storage, url, task, warm, workers, progress, exclusive)
 
 
-def _run_study(storage, url, task, warm, workers, progress) -> list:
-    create_study(storage, task, warm)
+def _run_study(storage, url, task, warm, workers, progress, exclusive) -> list:
+    study = create_study(storage, task, warm)
+    if exclusive:  # no other worker can be alive: a running trial is one a killed run left
+        _fail_stale(study, orphans=True)
     if workers <= 1:
         work(storage, task.study, progress=progress)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        with process_pool(workers) as pool:
             futures = [pool.submit(_work_process, url, task.study, i) for i in range(workers)]
             while not all(f.done() for f in futures):
                 if progress:
@@ -433,7 +491,9 @@ def _replicate(task_json: str, params: dict, r: int) -> dict:
     if ev is None:
         _EVALUATOR.clear()
         ev = _EVALUATOR[task_json] = Evaluator(SweepTask.from_json(task_json))
-    return ev.run(params, r)
+    out = ev.run(params, r)
+    crash_point("replicated")
+    return out
 
 
 def _feasible(trial) -> bool:
@@ -525,7 +585,7 @@ def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick) -> list[
             runs[(i, r)] = _replicate(text, finalists[i].params, r)
             tick(k + 1, len(jobs_list))
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
+        with process_pool(jobs) as pool:
             futures = {pool.submit(_replicate, text, finalists[i].params, r): (i, r) for i, r in jobs_list}
             for k, fut in enumerate(futures):
                 runs[futures[fut]] = fut.result()
