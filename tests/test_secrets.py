@@ -180,8 +180,8 @@ def test_a_postgresql_run_leaves_its_password_nowhere(private_postgres, tmp_path
     pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": rate.round(3)}).to_csv(
         tmp_path / "load.csv", index=False)
     text = EXPERIMENT.format(trials=3).replace("  finalists: 2", f"  finalists: 1\n  storage: '{url}'")
-    (tmp_path / "tiny.yaml").write_text(text.replace("replications: 3", "replications: 2")
-                                        + f"policy: {{db: '{url}'}}\n")
+    text = text.replace("replications: 3", "replications: 2").replace("max: 2", "max: 1")
+    (tmp_path / "tiny.yaml").write_text(text + f"policy: {{db: '{url}'}}\n")
     out = tmp_path / "run"
     runs = [twin("run", tmp_path / "tiny.yaml", "--out", out),
             twin("policy", "show", "--db", url), twin("sweep", "--storage", url)]
