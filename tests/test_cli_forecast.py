@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.test_cli import twin
+from tests.test_pipeline import experiment  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -231,3 +232,20 @@ def test_synth_with_bursts_fitted_on_the_azure_trace(tmp_path):
     assert "MMPP from" in out.stdout and "levels" in out.stdout
     w = pd.read_parquet(tmp_path / "w.parquet")
     assert abs(len(w) / (5.0 * 3600) - 1) < 0.1
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("horizon: 12h", "horizon: 100000d", "tiny.yaml:6: forecast.horizon: 100000d is 2400000 steps of 1 h; at most 336"),
+    ("model: seasonal_naive_daily", "model: prophet", "tiny.yaml:6: forecast.model: unknown model(s) prophet"),
+])
+def test_an_experiment_s_forecast_settings_are_named_with_file_and_line(experiment, tmp_path, capsys, old, new,
+                                                                        message):
+    from twin.cli import main
+
+    path = experiment()
+    path.write_text(path.read_text().replace(old, new))
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"twin run: error: {path.parent}/{message}" in err and "--horizon" not in err and "--model" not in err, err
+    if "model" in old:  # refused before any work
+        assert not (tmp_path / "run").exists()

@@ -68,6 +68,10 @@ def check(exp: Experiment, source: str) -> SystemModel | None:
             problems.append(Problem(label, f"no such file: {p}", source))
     if problems:
         raise SpecError(problems)
+    if exp.forecast.model != "auto":  # an unknown forecast model, with its line, before any work
+        from .forecast.run import FIELDS, models
+
+        _forecast_located(lambda: models([exp.forecast.model], 1, label=FIELDS["model"]), source)
     model = load_model(exp.model) if exp.model else None
     if model is not None:
         check_against_model(exp.sweep, model, source=source)
@@ -160,7 +164,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
         skipped.append("forecast")
     else:
         say(f"forecast: {exp.forecast.model} over {exp.forecast.horizon} from {exp.history.series}")
-        info = _stage_forecast(exp, rf.path, progress)
+        info = _forecast_located(lambda: _stage_forecast(exp, rf.path, progress), source)
         rf.mark("forecast", k_forecast, model=info["model"])
         ran.append("forecast")
     profile = pd.read_parquet(rf.path / "forecast" / "profile.parquet")
@@ -301,19 +305,30 @@ def _stage_model(exp: Experiment, folder: Path) -> SystemModel:
     return model
 
 
+def _forecast_located(work: Callable, source: str):
+    """``work()``, with an error in a forecast setting (``forecast.horizon``, ``forecast.model``)
+    pinned to the experiment file and the setting's line."""
+    try:
+        return work()
+    except SpecError as e:
+        if not all(p.path.startswith("forecast.") and p.file is None for p in e.problems):
+            raise
+        raise e.located(source, read_yaml(source)[1]) from None
+
+
 def _stage_forecast(exp: Experiment, folder: Path, progress: Progress) -> dict:
     from .forecast.base import History
-    from .forecast.run import fit_chosen, load_inputs, predict_profile, steps
+    from .forecast.run import FIELDS, fit_chosen, load_inputs, predict_profile, steps
 
     h = exp.history
     inputs = load_inputs(h.series, value_column=h.value_column, target="requests_per_s", time_zone=h.time_zone,
                          events=h.events, holidays=h.holidays, horizon=exp.forecast.horizon, social=h.social,
-                         trace_step=h.trace_step, counts=h.counts)
+                         trace_step=h.trace_step, counts=h.counts, labels=FIELDS)
     if h.scale != 1.0:
         inputs = type(inputs)(History(inputs.history.values * h.scale), inputs.repairs, inputs.covariates,
                               inputs.event_windows, inputs.notes, inputs.trace)
-    horizon = steps(exp.forecast.horizon, inputs.history, "forecast.horizon")
-    name, recal, notes, fitted = fit_chosen(inputs, exp.forecast.model, horizon=horizon,
+    horizon = steps(exp.forecast.horizon, inputs.history, FIELDS["horizon"])
+    name, recal, notes, fitted = fit_chosen(inputs, exp.forecast.model, horizon=horizon, labels=FIELDS,
                                             windows=exp.forecast.calibration_windows, seed=exp.seed,
                                             progress=lambda d, n: progress("forecast: backtest", d, n))
     frame, fc = predict_profile(fitted, recal, inputs, horizon)

@@ -1,8 +1,9 @@
 """The floor and the statistical baseline every other model must beat.
 
-``SeasonalNaive``: tomorrow looks like today (or next week like this week).  Its quantiles come
-from its own in-sample errors: the empirical quantiles of y[t] - y[t - m], widened by the square
-root of the number of seasons ahead (errors of successive seasons add up like a random walk's).
+``SeasonalNaive``: tomorrow looks like today (or next week like this week).  Its median is the
+last season; its other quantiles come from its own in-sample errors: the empirical quantiles of
+y[t] - y[t - m] about their median, widened by the square root of the number of seasons ahead
+(errors of successive seasons add up like a random walk's).
 
 ``StatsBaseline``: MSTL (multiple seasonal-trend decomposition by Loess, an ETS trend) from
 statsforecast, with the daily, weekly and yearly seasons that the history holds twice over (a
@@ -85,7 +86,10 @@ class _NaiveFit(Fitted):
             y = np.asarray(context.values[target], dtype=float)
             last = y[-self.m:]
             point = last[(h - 1) % self.m]
-            spread = np.quantile(self.errors[target], quantiles)  # one season's error
+            # one season's error about its median: the point forecast is the median, so a naive
+            # whose past errors lean one way (a 2-point history: one error) does not drift
+            errors = self.errors[target]
+            spread = np.quantile(errors, quantiles) - np.quantile(errors, 0.5)
             q = point[:, None] + np.sqrt(seasons_ahead)[:, None] * spread[None, :]
             values[target] = np.maximum(np.sort(q, axis=1), 0.0) if (y >= 0).all() else np.sort(q, axis=1)
         return Forecast(index, tuple(quantiles), values, self.name, self.notes)

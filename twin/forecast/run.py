@@ -9,12 +9,13 @@ them, and write the tables, plots and the load profile.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..spec import TwinError
+from ..spec import Problem, SpecError, TwinError
 from .backtest import BacktestResult, backtest, plain, scores
 from .calibrate import calibrated, learn
 from .base import Covariates, Forecaster, History
@@ -22,7 +23,7 @@ from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events, read_posts
 from .events import EventAdjusted, event_columns
 from .select import Ensemble, Selection, clearly_better, online, select, window_scores
-from .series import Repairs, history_from_trace, read_series_csv, regularize, season_check
+from .series import Repairs, duration_text, history_from_trace, read_series_csv, regularize, season_check
 
 
 def _lstm(horizon: int) -> Forecaster:
@@ -57,12 +58,30 @@ DEFAULT_CHOICE = "ensemble"
 AUTO = "auto"
 
 
-def models(names, horizon: int, *, events: bool = False) -> list[Forecaster]:
+#: What a user wrote for each setting, by name: the CLI's flags; ``twin run`` passes ``FIELDS``.
+FLAGS = {"model": "--model", "models": "--models", "horizon": "--horizon",
+         "calibration_windows": "--calibration-windows"}
+#: The same settings as an experiment's config fields.
+FIELDS = {"model": "forecast.model", "models": "forecast.model", "horizon": "forecast.horizon",
+          "calibration_windows": "forecast.calibration_windows"}
+#: Shortest history forecast: the 5% and 95% quantiles come from past errors, which need 20 or more.
+MIN_HISTORY_STEPS = 24
+#: Longest horizon, in steps, whatever the history's length (which also bounds it).
+MAX_HORIZON_STEPS = 10_000
+
+
+def _problem(label: str, message: str) -> SpecError:
+    """An error in the setting the user wrote as ``label`` (a flag, or a config field that
+    ``SpecError.located`` can pin to its line)."""
+    return SpecError([Problem(label, message)])
+
+
+def models(names, horizon: int, *, events: bool = False, label: str = FLAGS["models"]) -> list[Forecaster]:
     """The forecasters named (a '+events' suffix, as backtest tables show it, is accepted)."""
     names = [n.removesuffix("+events") for n in names]
     unknown = [n for n in names if n not in MODELS]
     if unknown:
-        raise TwinError(f"--models: unknown model(s) {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
+        raise _problem(label, f"unknown model(s) {', '.join(unknown)}; expected some of {', '.join(MODELS)}")
     return [MODELS[n](horizon, events) for n in names]
 
 
@@ -77,8 +96,9 @@ def choose(result: BacktestResult, target: str, alpha: float = 0.05) -> str:
     return best
 
 
-def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: int, progress=None):
+def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: int, progress=None, labels=FLAGS):
     """(model name, recalibration, notes, fitted model): what ``twin forecast fit|predict`` use.
+    ``labels`` name the settings in errors (``FLAGS``, or ``FIELDS`` for an experiment).
 
     A backtest over the last ``windows`` windows (fewer if the history holds fewer after two days
     of training) chooses the model when ``name`` is 'auto' (``choose``) and learns how far its
@@ -86,7 +106,7 @@ def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: i
     is fitted on the whole history.  A history too short for the backtest keeps a named model's
     own intervals, with a note."""
     names = list(DEFAULT_MODELS) if name == AUTO else [name]
-    models(names, horizon)  # an unknown name fails before any work
+    models(names, horizon, label=labels["model"])  # an unknown name fails before any work
     history = inputs.history
     target = history.targets[0]
     season = max(1, history.steps_per(pd.Timedelta(days=1)))
@@ -96,8 +116,8 @@ def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: i
         result = run_backtest(inputs, names, horizon=horizon, windows=windows, seed=seed, progress=progress)
     except TwinError as e:
         if name == AUTO:
-            raise TwinError(f"{e}; choosing a model needs this backtest: name one with --model, or use fewer "
-                            f"--calibration-windows or a shorter --horizon") from None
+            raise TwinError(f"{e}; choosing a model needs this backtest: name one with {labels['model']}, or use "
+                            f"fewer {labels['calibration_windows']} or a shorter {labels['horizon']}") from None
         notes.append(f"intervals not recalibrated: {e}")
     else:
         if name == AUTO:
@@ -141,19 +161,28 @@ def has_events(covariates: Covariates | None) -> bool:
 
 
 def steps(text: str, history: History, what: str) -> int:
-    """'1d', '6h', '90min' or a number of steps -> steps of the history."""
+    """'1d', '6h', '90min' or a number of steps -> steps of the history: at least one, and at
+    most the history's length and ``MAX_HORIZON_STEPS`` (a forecast, or a backtest's step,
+    longer than the history it learns from is not honest, and its work would be unbounded).
+    ``what`` names the setting (a flag, or a config field) in errors."""
     from ..spec.units import parse_seconds
 
     try:
         if str(text).isdigit():
-            return int(text)
-        seconds = float(parse_seconds(str(text)))
+            n = int(text)
+        else:
+            seconds = float(parse_seconds(str(text)))
+            n = round(seconds / history.step.total_seconds()) if math.isfinite(seconds) else math.inf
     except ValueError as e:
-        raise TwinError(f"{what}: {e}") from None
-    n = int(round(seconds / history.step.total_seconds()))
+        raise _problem(what, str(e)) from None
     if n < 1:
-        raise TwinError(f"{what}: {text} is shorter than the history's step ({history.step})")
-    return n
+        raise _problem(what, f"{text} is shorter than the history's step ({history.step})")
+    limit = min(len(history), MAX_HORIZON_STEPS)
+    if n > limit:
+        many = "more steps than fit in a number" if n == math.inf else f"{n} steps of {duration_text(history.step)}"
+        raise _problem(what, f"{text} is {many}; at most {limit} are allowed (no more than the history's "
+                             f"{len(history)} steps, and never more than {MAX_HORIZON_STEPS})")
+    return int(n)
 
 
 @dataclass(frozen=True)
@@ -184,13 +213,15 @@ def _social(path: Path, time_zone: str | None):
 
 def load_inputs(series: Path, *, value_column: str | None, target: str, time_zone: str | None,
                 events: Path | None, holidays: str | None, horizon: str, extend: bool = True,
-                social: Path | None = None, trace_step: str | None = None, counts: bool = False) -> Inputs:
+                social: Path | None = None, trace_step: str | None = None, counts: bool = False,
+                labels=FLAGS) -> Inputs:
     """History (repaired, repairs stated) and covariates reaching ``horizon`` past its end.
     ``social``: posts or mention counts, an observed covariate (read up to each origin only).
     With ``trace_step``, ``series`` is a request trace (any format ``twin.traces`` reads): its
     entry requests give requests/s, data volume and concurrency per step, and the trace is kept
     for the class mix and burstiness of the load profile.  ``counts``: the series holds counts
-    per step (NAB's request counts per 5 minutes), turned into rates per second."""
+    per step (NAB's request counts per 5 minutes), turned into rates per second.  A history of
+    fewer than ``MIN_HISTORY_STEPS`` steps is refused; ``labels`` name the settings in errors."""
     trace = None
     if trace_step:
         from ..traces import read_traces
@@ -207,7 +238,11 @@ def load_inputs(series: Path, *, value_column: str | None, target: str, time_zon
         history, repairs = regularize(frame)
         if counts:  # counts per step -> a rate per second
             history = History(history.values / history.step.total_seconds())
-    n_future = steps(horizon, history, "--horizon") if extend else 0
+    if len(history) < MIN_HISTORY_STEPS:
+        raise TwinError(f"{series}: {len(history)} step(s) of {duration_text(history.step)} are too short a history "
+                        f"to forecast: at least {MIN_HISTORY_STEPS} steps are needed (the forecast's intervals come "
+                        f"from its past errors)")
+    n_future = steps(horizon, history, labels["horizon"]) if extend else 0
     index = pd.date_range(history.values.index[0], periods=len(history) + n_future, freq=history.step, tz="UTC")
     ev = read_events(events) if events else None
     soc, soc_notes = _social(social, time_zone) if social else (None, [])
@@ -295,5 +330,6 @@ def write_backtest(folder: Path, result: BacktestResult, inputs: Inputs, chosen:
     (folder / "report.html").write_text(render(result, inputs, chosen))
 
 
-__all__ = ["AUTO", "MODELS", "DEFAULT_CHOICE", "DEFAULT_MODELS", "RECENT_WINDOWS", "Chosen", "Inputs", "choose",
+__all__ = ["AUTO", "FIELDS", "FLAGS", "MAX_HORIZON_STEPS", "MIN_HISTORY_STEPS", "MODELS", "DEFAULT_CHOICE",
+           "DEFAULT_MODELS", "RECENT_WINDOWS", "Chosen", "Inputs", "choose",
            "fit_chosen", "has_events", "load_inputs", "models", "run_backtest", "selection", "steps", "write_backtest"]
