@@ -19,7 +19,7 @@ from tests.conftest import mmc_model
 from tests.test_cli import twin
 from tests.test_pipeline import EXPERIMENT, MODEL
 from twin.dburl import cannot_open, redact
-from twin.rundir import write_atomically, write_frame_atomically
+from twin.rundir import atomic_directory, write_atomically, write_frame_atomically
 
 PASSWORD = "Tw1n@S3cr%9t:x"  # an @, a %, a :
 ENCODED = quote(PASSWORD, safe="")
@@ -81,12 +81,15 @@ def test_atomic_files_have_the_mode_open_gives(tmp_path):
             plain.write_text("x")
             write_atomically(tmp_path / f"atomic-{umask:o}.json", "{}")
             write_frame_atomically(tmp_path / f"atomic-{umask:o}.parquet", frame)
+            with atomic_directory(tmp_path / f"folder-{umask:o}") as folder:
+                (folder / "x").write_text("x")
         finally:
             os.umask(old)
         want = 0o666 & ~umask
         assert plain.stat().st_mode & 0o777 == want
         for suffix in ("json", "parquet"):
             assert (tmp_path / f"atomic-{umask:o}.{suffix}").stat().st_mode & 0o777 == want, suffix
+        assert (tmp_path / f"folder-{umask:o}").stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir gives
 
 
 @pytest.mark.parametrize("args,flag", [

@@ -46,7 +46,7 @@ def atomic_directory(target: str | Path):
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TwinError(f"{parent}: cannot create the output folder ({e.strerror})") from None
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    scratch = _scratch_folder(target)
     try:
         (scratch / MARKER).write_text("written by twin; replaced whole by the next run into this folder\n")
         yield scratch
@@ -60,6 +60,18 @@ def atomic_directory(target: str | Path):
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _scratch_folder(target: Path) -> Path:
+    """A new empty folder beside ``target``, with the mode a plain ``mkdir`` would give it (0777
+    less the umask; ``mkdtemp`` would make it 0700)."""
+    while True:
+        scratch = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+        try:
+            scratch.mkdir()
+            return scratch
+        except FileExistsError:
+            continue
 
 
 def _scratch_file(path: Path) -> tuple[int, Path]:
