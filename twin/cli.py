@@ -77,14 +77,20 @@ def cmd_simulate(args) -> int:
     from rich.table import Table
 
     from .report.simulation import SERVICE_HEADER, class_rows, fmt, overview_rows, service_rows, write_simulation
-    from .rundir import atomic_directory, check_output_folder
+    from .rundir import atomic_directory
     from .sim import PoissonArrivals, default_jobs, read_workload, run_replications, summarize
     from .spec import load_model, parse_assignments
 
     params = parse_assignments(args.param or [], source="--param")
     model = load_model(args.model, sets=args.set or [], params=params)
-    if args.out:
-        check_output_folder(args.out)
+    if args.out:  # every output checked before any work: a run must not die at its last step
+        _check_out_folder(args.out, "--out")
+    if args.trace:
+        if args.trace.suffix.lower() not in (".parquet", ".json", ".jsonl", ".gz"):
+            raise TwinError(f"--trace {args.trace}: expected a .parquet, .json or .jsonl file")
+        _check_writable(args.trace, "--trace")
+    if args.workload:
+        _check_input(args.workload, "--workload")
     d = model.defaults
     if args.workload and args.rate:
         raise TwinError("--rate and --workload exclude each other: a replayed table brings its own arrivals")
@@ -102,8 +108,6 @@ def cmd_simulate(args) -> int:
                                              f"got {warmup:g}")])
     replications = args.replications or d.replications
     jobs = args.jobs or min(default_jobs(), replications)
-    if args.trace and args.trace.suffix.lower() not in (".parquet", ".json", ".jsonl", ".gz"):
-        raise TwinError(f"--trace {args.trace}: expected a .parquet, .json or .jsonl file")
     with _Progress(not args.json) as bar:
         results = run_replications(model, source, replications=replications, seed=args.seed, jobs=jobs,
                                    warmup_s=warmup, record_spans=args.spans or bool(args.trace),
@@ -224,9 +228,26 @@ def _mapping(text):
 
 
 def _fraction(text):
-    value = _positive(text)
-    if value >= 1:
+    try:
+        value = _positive(text)
+    except argparse.ArgumentTypeError:
+        value = math.nan
+    if not value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def _instant(text):
+    """An argparse type: a time with its zone (ISO 8601)."""
+    import pandas as pd
+
+    try:
+        value = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        value = None
+    if value is None or pd.isna(value) or value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"expected a time with its zone, e.g. 2026-03-02T08:00:00Z or "
+                                         f"2026-03-02T09:00:00+01:00, got {text!r}")
     return value
 
 
@@ -247,8 +268,10 @@ def cmd_calibrate(args) -> int:
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise TwinError(f"-o {out}: expected a .yaml file for the calibrated model")
     report_path = Path(args.report) if args.report else out.with_suffix(".calibration.html")
-    for path in (out, report_path):  # before any work: a run must not die at its last step
-        _check_writable(path)
+    for path, flag in ((out, "-o"), (report_path, "--report")):  # before any work: a run must not die at its end
+        _check_writable(path, flag)
+    for path in args.traces:
+        _check_input(path, "TRACE")
     skeleton = load_skeleton(args.model)
     # logs name no service: by default they describe the skeleton's entry point
     entry = next(iter(skeleton.model.classes.values())).entry
@@ -315,17 +338,54 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, flag: str | None = None) -> None:
     import tempfile
 
+    where = f"{flag} {path}" if flag else f"{path}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
             pass
     except OSError as e:
-        raise TwinError(f"{path}: cannot write here ({e.strerror or e})") from None
+        raise TwinError(f"{where}: cannot write here ({e.strerror or e})") from None
     if path.is_dir():
-        raise TwinError(f"{path}: is a folder, expected a file name")
+        raise TwinError(f"{where}: is a folder, expected a file name")
+
+
+def _check_out_folder(path: Path, flag: str) -> None:
+    """Before any work: ``flag`` names a folder twin may fill (new, empty or a run folder) in a
+    place it can write.  Nothing is created."""
+    import tempfile
+
+    from .rundir import check_output_folder
+
+    try:
+        check_output_folder(path)
+    except TwinError as e:
+        raise TwinError(f"{flag} {e}") from None
+    parent = Path(path).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(20, f"{parent} is not a folder")
+        Path(tempfile.mkdtemp(dir=parent, prefix=f".{Path(path).name}.")).rmdir()
+    except OSError as e:
+        raise TwinError(f"{flag} {path}: cannot write here ({e.strerror or e})") from None
+
+
+def _check_input(path: Path, flag: str) -> None:
+    """Before any work: an input file given by ``flag`` (or the positional argument it names) is
+    a file that can be read."""
+    path = Path(path)
+    if not path.exists():
+        raise TwinError(f"{flag} {path}: no such file")
+    if path.is_dir():
+        raise TwinError(f"{flag} {path}: is a folder, expected a file")
+    try:
+        path.open("rb").close()
+    except OSError as e:
+        raise TwinError(f"{flag} {path}: cannot read it ({e.strerror or e})") from None
 
 
 def _forecast_inputs(args, *, extend=True):
@@ -486,7 +546,13 @@ def cmd_synth(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise TwinError(f"-o {out}: expected a .csv or .parquet file for the arrival table")
-    _check_writable(out)
+    _check_writable(out, "-o")
+    if args.start is not None and args.end is not None and args.start >= args.end:
+        raise TwinError(f"--start {args.start} is not before --end {args.end}")
+    for path, flag in ((args.profile, "PROFILE"), (args.sessions_from, "--sessions-from"),
+                       (args.bursts_from, "--bursts-from")):
+        if path is not None:
+            _check_input(path, flag)
     model = load_model(args.model)
     cases = []
     if args.scenario:
@@ -566,6 +632,8 @@ def cmd_run(args) -> int:
 
     from .pipeline import run
 
+    if args.out:  # before any work
+        _check_out_folder(args.out, "--out")
     console = _console(150)
     with _Progress(True) as bar:
         summary = run(args.experiment, out=args.out, progress=bar.update,
@@ -722,9 +790,10 @@ def cmd_loadshape(args) -> int:
 
     if not (args.k6 or args.locust):
         raise TwinError("loadshape: say what to write: --k6 FILE.js and/or --locust FILE.py")
-    for path in (args.k6, args.locust):
+    for path, flag in ((args.k6, "--k6"), (args.locust, "--locust")):
         if path:
-            _check_writable(Path(path))
+            _check_writable(Path(path), flag)
+    _check_input(args.profile, "PROFILE")
     profile = read_profile(args.profile)
     written = []
     if args.k6:
@@ -885,9 +954,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "mix or the model's shares, sizes and keys from the model.")
     p.add_argument("profile", type=Path, metavar="PROFILE", help="load profile, CSV or Parquet")
     p.add_argument("--model", type=Path, required=True, metavar="MODEL", help="system model YAML file")
-    p.add_argument("--quantile", type=float, help="drive the rate at this forecast quantile (default: the median)")
-    p.add_argument("--start", help="first step to generate (a time with a zone; default: the profile's start)")
-    p.add_argument("--end", help="end of the window (default: the profile's end)")
+    p.add_argument("--quantile", type=_fraction,
+                   help="drive the rate at this forecast quantile (default: the median)")
+    p.add_argument("--start", type=_instant,
+                   help="first step to generate (a time with its zone, e.g. 2026-03-02T08:00:00Z; default: the "
+                        "profile's start)")
+    p.add_argument("--end", type=_instant, help="end of the window (a time with its zone; default: the profile's end)")
     p.add_argument("--sessions-from", type=Path, metavar="TRACE",
                    help="user sessions: fit the session graph (entry class, next class, think time) from a trace "
                         "with session ids, and drive it with the profile's user_concurrency")
@@ -960,7 +1032,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile", type=Path, metavar="PROFILE", help="load profile, CSV or Parquet")
     p.add_argument("--k6", type=Path, metavar="FILE.js")
     p.add_argument("--locust", type=Path, metavar="FILE.py")
-    p.add_argument("--quantile", type=float, help="the forecast quantile to follow (default: the median)")
+    p.add_argument("--quantile", type=_fraction, help="the forecast quantile to follow (default: the median)")
     p.add_argument("--url", default="http://localhost:8080/", help="what the requests hit")
     p.add_argument("--pacing", type=_positive, default=1.0,
                    help="Locust: seconds between a user's requests (users = rate x pacing; default 1)")
@@ -976,6 +1048,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(e).splitlines():
             print(f"twin {args.command}: error: {line}", file=sys.stderr)
         return e.exit_status
+    except OSError as e:  # a file the system refused (permissions, a full disk): one line, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"twin {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
         return 130

@@ -80,7 +80,7 @@ def test_yearly_terms_join_when_the_index_spans_a_year_and_daily_ones_leave_dail
 def test_calendar_mistakes():
     with pytest.raises(CovariateError, match="unknown season.*'monthly'.*daily, weekly, yearly"):
         calendar_features(hours("2026-01-01", 3), fourier={"monthly": 2})
-    with pytest.raises(CovariateError, match="holidays_country='XX'"):
+    with pytest.raises(CovariateError, match="--holidays XX \\(history.holidays in an experiment\\): not a country"):
         calendar_features(hours("2026-01-01", 3), holidays_country="XX")
     with pytest.raises(CovariateError, match="unknown time zone"):
         calendar_features(hours("2026-01-01", 3), time_zone="Nowhere/City")

@@ -123,7 +123,8 @@ def _holidays(local: pd.DatetimeIndex, country: str) -> np.ndarray:
     try:
         days = holidays.country_holidays(str(country), years=range(local.year.min(), local.year.max() + 1))
     except NotImplementedError:
-        raise CovariateError(f"holidays_country={country!r}: not a country the holidays package knows "
+        raise CovariateError(f"--holidays {country} (history.holidays in an experiment): not a country the "
+                             f"holidays package knows "
                              f"(use an ISO 3166 code such as 'US', 'GB' or 'FR')") from None
     return pd.Index(local.date).isin(list(days.keys())).astype("float64")
 
@@ -265,7 +266,7 @@ def _instant(value, what: str, where: str, zone: str | None) -> pd.Timestamp:
         return t.tz_convert("UTC")
     if zone is None:
         raise CovariateError(f"{where}: {what} {text!r} carries no time zone; write an offset "
-                             f"(2014-11-27T00:00:00-05:00) or give time_zone")
+                             f"(2014-11-27T00:00:00-05:00), or a time_zone key in a YAML events file")
     local = t.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     if local is pd.NaT:
         raise CovariateError(f"{where}: {what} {text!r} is skipped or repeated in {zone} (a daylight-saving "

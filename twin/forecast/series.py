@@ -183,7 +183,7 @@ def _checked(frame) -> pd.DataFrame:
         raise SeriesError("the series need a time index (a DatetimeIndex or a 'timestamp' column)")
     if frame.index.tz is None:
         raise SeriesError("the series' timestamps carry no time zone: localize them (index.tz_localize('UTC')) "
-                          "or read the file with time_zone")
+                          "or read the file with --time-zone")
     if frame.shape[1] == 0:
         raise SeriesError("no value columns")
     bad = [str(c) for c in frame.columns
@@ -234,7 +234,7 @@ def _negatives(frame: pd.DataFrame, clip: bool, log: _Log) -> pd.DataFrame:
         row = int(np.argmax(neg.any(axis=1).to_numpy()))
         col = next(c for c in frame.columns if neg[c].iloc[row])
         raise SeriesError(f"{col!r} is negative at {_at(frame.index[row])} ({frame[col].iloc[row]:g}): loads "
-                          f"(counts and rates) cannot be; fix the source or pass clip_negative=True to clip to 0")
+                          f"(counts and rates) cannot be; fix the source")
     for col in frame.columns[neg.any().to_numpy()]:
         n = int(neg[col].sum())
         log.add("negative", n, f"negative: {n} value(s) below 0 in {col!r} "

@@ -45,7 +45,7 @@ def check_zone(time_zone: str | None, source: str) -> str | None:
 
 def check_unit(unit: str | None, what: str, source: str) -> str | None:
     if unit is not None and unit not in UNIT_S:
-        raise TraceError(f"{source}: {what}={unit!r} is not one of {', '.join(UNIT_S)}")
+        raise TraceError(f"{source}: {what} {unit!r} is not one of {', '.join(UNIT_S)}")
     return unit
 
 
@@ -67,7 +67,7 @@ class TimestampParser:
 
     def __init__(self, source: str, column: str, *, time_unit=None, time_zone=None, place="line"):
         self.source, self.column, self.place = source, column, place
-        self.time_unit = check_unit(time_unit, "time_unit", source)
+        self.time_unit = check_unit(time_unit, "--time-unit", source)
         self.time_zone = check_zone(time_zone, source)
         self.first_zone: tuple[str, str] | None = None  # (offset or 'none', where)
         self.early = False  # an instant before 2000: probably the wrong time_unit
@@ -94,7 +94,7 @@ class TimestampParser:
 
     def warnings(self) -> list[str]:
         if self.early:
-            return [f"{self.column!r} has instants before the year 2000: is time_unit={self.time_unit!r} right?"]
+            return [f"{self.column!r} has instants before the year 2000: is --time-unit {self.time_unit} right?"]
         return []
 
     def _where(self, first: int, i: int) -> str:
@@ -103,12 +103,12 @@ class TimestampParser:
     def _epoch(self, numbers: pd.Series, first: int) -> pd.Series:
         if self.time_unit is None:
             raise TraceError(f"{self.source}: {self.column!r} holds numbers ({self._where(first, 0)}: "
-                             f"{numbers.iloc[0]!r}); pass time_unit (s, ms, us or ns) to read them as epoch times")
+                             f"{numbers.iloc[0]!r}); pass --time-unit (s, ms, us or ns) to read them as epoch times")
         try:
             return pd.to_datetime(numbers, unit=self.time_unit, utc=True)
         except (ValueError, OverflowError) as exc:
-            raise TraceError(f"{self.source}: epoch times in {self.column!r} do not fit time_unit="
-                             f"{self.time_unit!r} ({exc})") from None
+            raise TraceError(f"{self.source}: epoch times in {self.column!r} do not fit --time-unit "
+                             f"{self.time_unit} ({exc})") from None
 
     def _text(self, text: pd.Series, first: int) -> pd.Series:
         fixed = text.str.replace(r"\s*(?:UTC|GMT)\s*$", "+00:00", regex=True)
@@ -143,7 +143,8 @@ class TimestampParser:
             shown = (text if text is not None else naive).dropna()
             example = f" ({self._where(first, int(shown.index[0]))}: {str(shown.iloc[0])!r})" if len(shown) else ""
             raise TraceError(f"{self.source}: timestamps in {self.column!r} carry no time zone{example}; "
-                             f"pass time_zone (e.g. 'UTC' or 'Europe/Paris') to say where they were written")
+                             f"pass --time-zone (e.g. UTC or Europe/Paris; time_zone in an experiment) to say where they "
+                             f"were written")
         try:
             return naive.dt.tz_localize(self.time_zone).dt.tz_convert("UTC")
         except _LOCAL_TIME_ERRORS as exc:
@@ -342,7 +343,8 @@ def _mapping(columns: dict[str, str] | None, file_columns: list[str], source: st
     absent = [k for k in REQUIRED if k not in mapping]
     if absent:
         raise TraceError(f"{source}: map the file's columns onto {', '.join(map(repr, absent))} "
-                         f"(columns={{'timestamp': ..., 'class': ..., 'latency_s': ...}}); "
+                         f"(--columns timestamp=COLUMN,class=COLUMN,latency_s=COLUMN; calibrate.columns in an "
+                         f"experiment); "
                          f"its columns are {', '.join(map(repr, file_columns))}")
     return mapping
 
@@ -428,8 +430,8 @@ def read_request_log(path, *, columns: dict[str, str] | None = None, time_unit: 
     source = str(path)
     if not path.is_file():
         raise TraceError(f"{source}: no such file")
-    latency_factor = UNIT_S[check_unit(latency_unit, "latency_unit", source) or "s"]
-    check_unit(time_unit, "time_unit", source), check_zone(time_zone, source)  # before a file is opened
+    latency_factor = UNIT_S[check_unit(latency_unit, "--latency-unit", source) or "s"]
+    check_unit(time_unit, "--time-unit", source), check_zone(time_zone, source)  # before a file is opened
     mapping, batches, place = _batches(path, source, columns, max(1, int(chunk_rows)))
     report = ReadReport(source)
     parse_time = TimestampParser(source, mapping["timestamp"], time_unit=time_unit, time_zone=time_zone,

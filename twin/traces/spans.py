@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .jsontext import loads
 from .schema import ReadReport, TraceError
 from .spangraph import CLIENT, CONSUMER, INTERNAL, PRODUCER, RAW_COLUMNS, SERVER, UNSPECIFIED, server_spans
 
@@ -129,7 +130,7 @@ def _read(path, keep_going: bool, parse: Callable) -> tuple[pd.DataFrame, ReadRe
             rows.extend(spans)
     if first_problem and not keep_going:
         count = report.malformed_message() if report.malformed else f"{source}: {bad_spans} malformed span(s)"
-        raise TraceError(f"{count}; the first: {first_problem}.  Pass keep_going=True to skip them")
+        raise TraceError(f"{count}; the first: {first_problem}.  Pass --keep-going to skip them")
     if report.malformed:
         report.warnings.append(report.malformed_message() + " skipped")
     if bad_spans:
@@ -152,11 +153,11 @@ def _documents(path: Path, source: str) -> Iterator[tuple[int | None, object]]:
             else:
                 raise TraceError(f"{source}: empty file")
             try:
-                first = json.loads(head)
+                first = loads(head)
             except ValueError:  # not a document on one line: the file is one (pretty-printed) document
                 text = head + f.read()
                 try:
-                    yield None, json.loads(text)
+                    yield None, loads(text)
                     return
                 except ValueError as e:
                     whole = e
@@ -179,7 +180,7 @@ def _documents(path: Path, source: str) -> Iterator[tuple[int | None, object]]:
 
 def _parse_line(line: str) -> object:
     try:
-        return json.loads(line)
+        return loads(line)
     except ValueError as e:
         return _Bad(f"not JSON: {e.msg} (column {e.colno})")
 
