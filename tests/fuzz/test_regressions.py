@@ -27,3 +27,25 @@ def test_tunable_targets_of_the_wrong_type_are_named(write_yaml, targets):
     text = MINIMAL + f"tunables:\n  w: {{type: int, low: 1, high: 4, targets: {targets}}}\n"
     with pytest.raises(SpecError, match=r"model.yaml:\d+: tunables.w.targets"):
         load_model(write_yaml(text))
+
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"resourceSpans": []}\n' + "[" * 100_000 + "\n"])
+def test_spans_nested_past_the_stack_are_not_json(tmp_path, text):
+    from twin.traces import read_trace
+    from twin.traces.schema import TraceError
+
+    path = tmp_path / "spans.json"
+    path.write_text(text)
+    with pytest.raises(TraceError, match=r"spans.json.*(nested too deeply|not JSON)"):
+        read_trace(path, format="otlp")
+
+
+def test_prometheus_nested_past_the_stack_is_not_json(tmp_path):
+    from twin.traces.metrics import read_prometheus
+    from twin.traces.schema import TraceError
+
+    path = tmp_path / "rate.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(TraceError, match=r"rate.json: not JSON \(line 1, column 1: nested too deeply\)"):
+        read_prometheus(path)

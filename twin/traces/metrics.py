@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .jsontext import loads
 from .requestlog import TimestampParser
 from .schema import ReadReport, TraceError
 
@@ -166,7 +167,7 @@ def read_prometheus(path) -> tuple[pd.DataFrame, ReadReport]:
     if not text.strip():
         raise TraceError(f"{source}: empty file")
     try:
-        doc = json.loads(text)
+        doc = loads(text)
     except json.JSONDecodeError as exc:
         raise TraceError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if not isinstance(doc, dict) or "status" not in doc:
