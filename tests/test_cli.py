@@ -197,3 +197,75 @@ def test_every_help_page_prints(capsys):
         assert "usage: twin" in out.out and "Traceback" not in out.err, path
     out = twin("--help")  # and through the real entry point
     assert out.returncode == 0 and "Traceback" not in out.stderr and "simulate" in out.stdout, out.stderr
+
+
+def run_cli(capsys, *argv):
+    """``twin ARGV`` in this process: (exit status, stderr)."""
+    from twin.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse refusing a flag
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+PROFILE_CSV = "timestamp,requests_per_s\n2026-03-02T08:00:00Z,10\n2026-03-02T09:00:00Z,12\n2026-03-02T10:00:00Z,11\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["synth", "{profile}", "--model", SHOP, "--start", "yesterday", "-o", "{tmp}/w.parquet"],
+     "argument --start: expected a time with its zone, e.g. 2026-03-02T08:00:00Z"),
+    (["synth", "{profile}", "--model", SHOP, "--start", "2026-03-02T09:00", "-o", "{tmp}/w.parquet"],
+     "argument --start: expected a time with its zone"),
+    (["synth", "{profile}", "--model", SHOP, "--end", "NaT", "-o", "{tmp}/w.parquet"],
+     "argument --end: expected a time with its zone"),
+    (["synth", "{profile}", "--model", SHOP, "--start", "2026-03-02T10:00Z", "--end", "2026-03-02T09:00Z", "-o",
+      "{tmp}/w.parquet"], "--start 2026-03-02 10:00:00+00:00 is not before --end"),
+    (["synth", "{profile}", "--model", SHOP, "--quantile", "nan", "-o", "{tmp}/w.parquet"],
+     "argument --quantile: expected a fraction between 0 and 1, got 'nan'"),
+    (["loadshape", "{profile}", "--k6", "{tmp}/s.js", "--quantile", "inf"],
+     "argument --quantile: expected a fraction between 0 and 1, got 'inf'"),
+    (["synth", "{tmp}", "--model", SHOP, "-o", "{tmp}/w.parquet"], "PROFILE {tmp}: is a folder, expected a file"),
+    (["loadshape", "{tmp}/none.csv", "--k6", "{tmp}/s.js"], "PROFILE {tmp}/none.csv: no such file"),
+    (["loadshape", "{profile}", "--k6", "{tmp}"], "--k6 {tmp}: is a folder, expected a file name"),
+    (["simulate", MM1, "--workload", "{tmp}"], "--workload {tmp}: is a folder, expected a file"),
+    (["calibrate", "{tmp}", "--model", SHOP, "-o", "{tmp}/m.yaml"], "TRACE {tmp}: is a folder, expected a file"),
+    (["simulate", MM1, "--out", "/proc/nope"], "--out /proc/nope: cannot write here"),
+    (["simulate", MM1, "--out", "{profile}/run"], "--out {profile}/run: cannot write here ({profile} is not a folder)"),
+    (["simulate", MM1, "--out", "{profile}"], "--out {profile}: exists and is not a folder"),
+    (["simulate", MM1, "--trace", "{profile}/t.parquet"], "--trace {profile}/t.parquet: cannot write here"),
+    (["run", ROOT / "experiments" / "quickstart.yaml", "--out", "{profile}/run"],
+     "--out {profile}/run: cannot write here ({profile} is not a folder)"),
+])
+def test_bad_paths_and_values_are_refused_before_any_work(tmp_path, capsys, monkeypatch, args, message):
+    import twin.pipeline
+    import twin.sim
+
+    def work(*a, **k):
+        raise AssertionError("the work began before its inputs and outputs were checked")
+
+    monkeypatch.setattr(twin.sim, "run_replications", work)
+    monkeypatch.setattr(twin.pipeline, "run", work)
+    profile = tmp_path / "profile.csv"
+    profile.write_text(PROFILE_CSV)
+    before = sorted(tmp_path.rglob("*"))
+
+    def fill(text):
+        return str(text).replace("{profile}", str(profile)).replace("{tmp}", str(tmp_path))
+    code, err = run_cli(capsys, *map(fill, args))
+    assert code == 2 and "Traceback" not in err, err
+    assert fill(message) in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing half-written
+
+
+def test_a_file_the_system_refuses_is_one_line(capsys, monkeypatch):
+    import twin.validation
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied", "/srv/models/mm1.yaml")
+
+    monkeypatch.setattr(twin.validation, "run_suite", refuse)
+    code, err = run_cli(capsys, "validate", "--json")
+    assert code == 2 and err == "twin validate: error: /srv/models/mm1.yaml: Permission denied\n"
