@@ -204,3 +204,6 @@ def test_a_postgresql_run_leaves_its_password_nowhere(private_postgres, tmp_path
     for s in secrets:
         assert not [r for r in rows if s in r]
     assert "postgres:***@127.0.0.1" in runs[1].stdout + runs[2].stdout
+    wrong = twin("sweep", "--storage", url.replace(ENCODED, quote("Wr0ng@pw%", safe="")))
+    assert wrong.returncode == 2 and "storage postgresql://postgres:***@127.0.0.1" in wrong.stderr
+    assert "cannot open it" in wrong.stderr and "Wr0ng" not in wrong.stderr and "Traceback" not in wrong.stderr

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from .spec import TwinError
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
+DRIVER = "postgresql+psycopg"
 
 
 MASK = "***"
@@ -81,7 +82,7 @@ def database_url(url, what: str, example: str) -> str:
     if not scheme.startswith(SCHEMES):
         raise TwinError(f"{what} {redact(url)!r}: unsupported scheme {scheme!r}; expected sqlite, postgresql or mysql")
     if scheme == "postgresql":
-        url = "postgresql+psycopg" + url[len(scheme):]  # the driver twin installs
+        url = DRIVER + url[len(scheme):]  # the driver twin installs
     return url
 
 
@@ -90,6 +91,8 @@ def cannot_open(what: str, url: str, error: Exception) -> TwinError:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     for secret in sorted(secrets_in(url), key=len, reverse=True):  # a driver may quote its URL
         reason = reason.replace(secret, MASK)
+    if url.startswith(DRIVER + "://"):  # as the user wrote it, without the driver database_url filled in
+        url = "postgresql" + url[len(DRIVER):]
     return TwinError(f"{what} {redact(url)}: cannot open it ({reason})")
 
 
