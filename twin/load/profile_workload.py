@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..sim.workload import Workload, fill_request_data
+from ..sim.workload import MAX_ARRIVALS, MIN_ARRIVALS, Workload, fill_request_data
 from ..spec import SystemModel
 from . import _kernels
 from .arrivals import LoadError, nhpp, stationary
@@ -59,12 +59,15 @@ def profile_rates(profile: pd.DataFrame, quantile: float | None = None) -> np.nd
 
 
 def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator, *,
-             quantile: float | None = None, start=None, end=None, sessions=None, bursts=None) -> Workload:
+             quantile: float | None = None, start=None, end=None, sessions=None, bursts=None,
+             window_field: str | None = None) -> Workload:
     """Arrivals over the profile's steps in [``start``, ``end``) (default: all of them); times in
     seconds from the first step's start.  With ``sessions`` (a ``twin.load.sessions.SessionModel``)
     the requests come from user sessions that keep the profile's ``user_concurrency`` (at the
     quantile) active, classes by the session graph, and carry their session numbers.  With
-    ``bursts`` (a ``twin.load.fit.MMPPFit``) the rate is modulated by its hidden levels."""
+    ``bursts`` (a ``twin.load.fit.MMPPFit``) the rate is modulated by its hidden levels.  A window
+    expected to bring fewer than 1 or more than ``MAX_ARRIVALS`` arrivals is an error that names
+    ``window_field`` (the setting that made the window) when given."""
     if not isinstance(profile.index, pd.DatetimeIndex) or len(profile) < 1:
         raise LoadError("load profile: expected one row per step on a time index (a profile from twin forecast)")
     if start is not None or end is not None:
@@ -81,6 +84,9 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
     rates = profile_rates(profile, quantile)
     n = len(rates)
     duration = n * step
+    with np.errstate(over="ignore"):  # 1e308 req/s sums to inf: too many, said below
+        expected = float(np.sum(rates)) * step
+    _check_expected(expected, duration, rate_column(profile, quantile=quantile), window_field)
     # knots at the steps' centres, held flat to both ends: each step keeps (nearly) its own mean
     knots_t = np.r_[0.0, (np.arange(n) + 0.5) * step, duration]
     knots_r = np.r_[rates[0], rates, rates[-1]]
@@ -95,6 +101,17 @@ def workload(profile: pd.DataFrame, model: SystemModel, rng: np.random.Generator
     codes = _draw_classes(probs[which], class_rng)
     size, key = fill_request_data(model, codes, data_rng)
     return Workload(t, codes, size, key, np.full(len(t), -1, np.int64), names, float(duration))
+
+
+def _check_expected(expected: float, duration: float, column: str, window_field: str | None) -> None:
+    """The arrivals a window should bring: at least one, at most what one run can hold."""
+    where = f"{window_field} ({duration:g} s) at the load profile's {column}" if window_field else \
+        f"load profile, {column}, over {duration:g} s"
+    if expected > MAX_ARRIVALS:
+        raise LoadError(f"{where}: expected at most {MAX_ARRIVALS:.0e} arrivals in all, got {expected:.3g}")
+    if expected < MIN_ARRIVALS:
+        raise LoadError(f"{where}: expected a window in which at least {MIN_ARRIVALS:g} arrival is expected, got "
+                        f"{expected:.3g}")
 
 
 def modulated(knots_t, knots_r, bursts, duration: float, rng: np.random.Generator):

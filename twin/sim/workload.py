@@ -17,6 +17,7 @@ from ..spec import Problem, SpecError, SystemModel
 
 COLUMNS = ("time_s", "class", "size_bytes", "key", "session")
 MAX_ARRIVALS = 1e8  # per replication; about 3.4 GB of arrival table
+MIN_ARRIVALS = 1.0  # expected per replication: fewer, and a run measures nothing
 
 
 def frozen(a: np.ndarray) -> np.ndarray:
@@ -205,6 +206,10 @@ class PoissonArrivals(WorkloadSource):
         if expected > MAX_ARRIVALS:
             raise SpecError([Problem("rate_per_s", f"expected at most {MAX_ARRIVALS:.0e} arrivals per replication, "
                                                    f"got rate x duration = {expected:.3g}")])
+        if expected < MIN_ARRIVALS:
+            raise SpecError([Problem("duration_s", f"expected a window in which at least {MIN_ARRIVALS:g} arrival is "
+                                                   f"expected, got rate x duration = {expected:.3g} (--rate, "
+                                                   f"--duration)")])
 
     def generate(self, model: SystemModel, rng: np.random.Generator) -> Workload:
         times_rng, class_rng, data_rng = rng.spawn(3)

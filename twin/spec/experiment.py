@@ -106,7 +106,7 @@ class Sweep(Section):
     #: finalists within this relative distance of the winner's objective are a tie, whatever their intervals
     tie_tolerance: Annotated[float, Field(ge=0, le=1), NoBool] = 0.01
     #: length of the synthesized load each trial faces, and its warm-up
-    window: Seconds = 600.0
+    window: Annotated[Seconds, Field(le=86_400)] = 600.0  # a trial simulates all of it: a day at most
     warmup: NonNegSeconds = 60.0
     #: a trial whose first third of the window already breaks a constraint by this factor stops there
     prune: bool = True

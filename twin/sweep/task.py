@@ -90,7 +90,8 @@ class Evaluator:
             bursts = None
             if "burstiness" in frame:  # the regime's burstiness, as a two-state MMPP of the same index
                 bursts = mmpp_for_dispersion(float(frame["requests_per_s"].mean()), float(frame["burstiness"].mean()))
-            w = synthesize(frame.drop(columns=["burstiness"], errors="ignore"), self.model, load_rng, bursts=bursts)
+            w = synthesize(frame.drop(columns=["burstiness"], errors="ignore"), self.model, load_rng, bursts=bursts,
+                           window_field="sweep.window")
             load_cases = [c for c in self.cases if c.acts_on == "load"]
             if load_cases:
                 _, w = edge_cases.apply(load_cases, self.model, w, edit_rng)
