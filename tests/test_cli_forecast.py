@@ -52,6 +52,23 @@ def test_fit_then_predict(series, tmp_path):
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 24
 
 
+def test_a_saved_mstl_forecasts_from_the_end_of_its_history_only(series, tmp_path, capsys):
+    from twin.cli import main
+
+    early = tmp_path / "early.csv"
+    early.write_text("".join(series.read_text().splitlines(keepends=True)[:-24]))
+    assert main(["forecast", "fit", str(early), "--time-zone", "UTC", "--model", "mstl", "--calibration-windows", "2",
+                 "-o", str(tmp_path / "m.npz")]) == 0
+    assert main(["forecast", "predict", str(early), "--time-zone", "UTC", "--fitted", str(tmp_path / "m.npz"),
+                 "-o", str(tmp_path / "early.csv.out.csv")]) == 0
+    capsys.readouterr()
+    assert main(["forecast", "predict", str(series), "--time-zone", "UTC", "--fitted", str(tmp_path / "m.npz"),
+                 "-o", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'm.npz'}: mstl forecasts from the end of its training data (480 steps), not after 504" in err
+    assert "fit it again on this history" in err and not (tmp_path / "p.csv").exists()
+
+
 def test_predict_refuses_a_fitted_file_that_is_not_a_saved_model(series, tmp_path, capsys):
     import pickle
 
@@ -75,7 +92,8 @@ def test_predict_refuses_a_fitted_file_that_is_not_a_saved_model(series, tmp_pat
 @pytest.mark.parametrize("args,message", [
     (["--models", "prophet"], "unknown model(s) prophet"),
     (["--horizon", "soon"], "--horizon: expected a duration"),
-    (["--windows", 400], "too short"),
+    (["--windows", 400], "too short for 400 windows of 24 steps"),
+    (["--windows", 400], "or fewer training steps before the first)"),
 ])
 def test_backtest_bad_input(series, args, message):
     out = twin("forecast", "backtest", series, "--time-zone", "UTC", *map(str, args))

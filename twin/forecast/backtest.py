@@ -53,7 +53,8 @@ def _positions(n: int, horizon: int, n_windows: int, step: int | None, min_train
     if n < need:
         raise ValueError(f"history of {n} steps is too short for {n_windows} windows of {horizon} steps every "
                          f"{step} steps after at least {min_train} training steps: it needs {need} "
-                         f"(use fewer windows, a shorter horizon or step, or a smaller min_train)")
+                         f"(use fewer windows, a shorter horizon or step between origins, or fewer training steps "
+                         f"before the first)")
     last = n - horizon
     return [last - k * step for k in range(n_windows - 1, -1, -1)]
 

@@ -149,8 +149,8 @@ class _StatsFit(Fitted):
     def predict(self, context: History, horizon: int, covariates: Covariates | None = None,
                 quantiles: tuple[float, ...] = QUANTILES) -> Forecast:
         if len(context) != self.trained_steps:
-            raise ValueError("a statistical baseline forecasts from the end of its own training data; refit it "
-                             "at each origin (refit_each_origin)")
+            raise ValueError(f"{self.name} forecasts from the end of its training data ({self.trained_steps} steps), "
+                             f"not after {len(context)} steps: fit it again on this history")
         # statsforecast names its columns after the levels as passed: ints where they are whole
         levels = sorted({_level(q) for q in quantiles if q != 0.5})
         values = {}
