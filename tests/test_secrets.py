@@ -136,17 +136,17 @@ def private_postgres():
         if user is not None:
             for p in (base, base / "pw"):
                 os.chown(p, user.pw_uid, user.pw_gid)
-        run_as = {"user": user.pw_uid} if user is not None else {}
+        run_as = {"user": user.pw_uid, "cwd": base} if user is not None else {"cwd": base}
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         subprocess.run([initdb, "-D", data, "-U", "postgres", f"--pwfile={base / 'pw'}", "--auth=scram-sha-256",
                         "--no-sync", "-E", "UTF8"], check=True, capture_output=True, timeout=120, **run_as)
         (base / "pw").unlink()
+        started = True  # from here a server may be running, even if the start below fails or times out
         subprocess.run([pg_ctl, "-D", data, "-l", base / "log", "-w", "-t", "60", "-o",
                         f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
                        check=True, capture_output=True, timeout=120, **run_as)
-        started = True
         import psycopg
 
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD, dbname="postgres",
