@@ -29,7 +29,7 @@ def redact(url) -> str:
     if userinfo is not None and ":" in userinfo:
         head = text.index("://") + 3
         text = f"{text[:head]}{userinfo.split(':', 1)[0]}:{MASK}{text[head + len(userinfo):]}"
-    before, q, rest = text.partition("?")
+    before, _, rest = text.partition("?")
     query, h, fragment = rest.partition("#")
     pairs = parse_qsl(query, keep_blank_values=True)
     if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
