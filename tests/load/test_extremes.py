@@ -61,3 +61,22 @@ def test_a_flash_crowd_after_the_window_leaves_the_load_alone_and_a_partial_wind
     assert np.array_equal(ev.workload(0).time_s, plain.time_s)
     assert ev.run({}, fraction=1 / 3)["throughput_per_s"] > 0
     assert scenarios.parse([{"kind": "flash_crowd", "at": "30s", "factor": 2}])[0].window()[0] == 30.0
+
+
+def test_arrival_processes_refuse_more_arrivals_than_a_run_holds():
+    from twin.load.arrivals import hawkes, mmpp, nhpp
+
+    rng = np.random.default_rng(0)
+    for make, name in ((lambda: nhpp([0, 60], [1e308, 1e308], rng), "knots_r"),
+                       (lambda: mmpp([1e12, 1], [1, 1], [[0, 1], [1, 0]], 100, rng), "rates"),
+                       (lambda: hawkes(1e9, 0.5, 1, 100, rng), "mu")):
+        with pytest.raises(LoadError, match=f"^{name}: expected at most 1e\\+08 arrivals in all"):
+            make()
+
+
+def test_an_edge_case_that_would_bring_too_many_arrivals_names_its_factor():
+    model = load_model(MM1)
+    w = PoissonArrivals(100.0, 600.0).generate(model, np.random.default_rng(1))
+    cases = scenarios.parse([{"kind": "flash_crowd", "at": 0, "factor": 1e4, "hold": "5min"}])
+    with pytest.raises(SpecError, match=r"^flash_crowd.factor: expected a load of at most 1e\+08 arrivals"):
+        scenarios.apply(cases, model, w, np.random.default_rng(2))

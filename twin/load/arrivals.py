@@ -51,7 +51,18 @@ def nhpp(knots_t, knots_r, rng: np.random.Generator) -> np.ndarray:
     if (r < 0).any():
         i = int(np.argmax(r < 0))
         raise LoadError(f"knots_r[{i}]: expected a rate >= 0, got {r[i]}")
+    with np.errstate(over="ignore"):
+        _not_too_many(float(np.sum((r[1:] + r[:-1]) / 2 * np.diff(t))), "knots_r")
     return _kernels.nhpp_times(t, r, rng)
+
+
+def _not_too_many(expected: float, name: str) -> None:
+    """A process expected to make more arrivals than one run can hold would run out of memory."""
+    from ..sim.workload import MAX_ARRIVALS
+
+    if not expected <= MAX_ARRIVALS:
+        raise LoadError(f"{name}: expected at most {MAX_ARRIVALS:.0e} arrivals in all, got {expected:.3g} "
+                        f"(rate x duration)")
 
 
 def mmpp(rates, leave, jump, duration_s: float, rng: np.random.Generator, *, start_state: int | None = None):
@@ -75,6 +86,8 @@ def mmpp(rates, leave, jump, duration_s: float, rng: np.random.Generator, *, sta
         i = int(np.flatnonzero(moving)[np.argmax(~np.isclose(jump[moving].sum(axis=1), 1.0))])
         raise LoadError(f"jump[{i}]: expected probabilities summing to 1, got {jump[i].sum():g}")
     duration = _positive(duration_s, "duration_s")
+    with np.errstate(over="ignore"):
+        _not_too_many(float(stationary(leave, jump) @ rates) * duration, "rates")
     if start_state is None:
         start_state = int(rng.choice(n, p=stationary(leave, jump)))
     elif not 0 <= start_state < n:
@@ -103,7 +116,9 @@ def hawkes(mu: float, alpha: float, beta: float, duration_s: float, rng: np.rand
     if alpha >= 1:
         raise LoadError(f"alpha: expected a branching ratio < 1 (each arrival triggers alpha more on average; 1 or "
                         f"more explodes), got {alpha}")
-    return _kernels.hawkes_times(mu, alpha, _positive(beta, "beta"), _positive(duration_s, "duration_s"), rng)
+    duration = _positive(duration_s, "duration_s")
+    _not_too_many(mu * duration / (1 - alpha), "mu")
+    return _kernels.hawkes_times(mu, alpha, _positive(beta, "beta"), duration, rng)
 
 
 __all__ = ["LoadError", "hawkes", "mmpp", "nhpp", "stationary"]

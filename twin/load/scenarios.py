@@ -26,7 +26,7 @@ from typing import Annotated, ClassVar, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..sim.workload import Workload, fill_request_data
+from ..sim.workload import MAX_ARRIVALS, Workload, fill_request_data
 from ..spec import Problem, SpecError, SystemModel
 from ..spec.loader import validate_model
 from ..spec.model import Name, NonNegSeconds, Seconds
@@ -86,8 +86,13 @@ def _classes(model: SystemModel, classes: list[str] | None, where: str) -> np.nd
     return p / p.sum()
 
 
-def _add(w: Workload, model: SystemModel, knots_t, knots_r, probs, rng) -> Workload:
+def _add(w: Workload, model: SystemModel, knots_t, knots_r, probs, rng, where: str) -> Workload:
     """``w`` with the arrivals of an extra Poisson process of rate linear between the knots."""
+    knots_t, knots_r = np.asarray(knots_t, float), np.asarray(knots_r, float)
+    extra = float(np.sum((knots_r[1:] + knots_r[:-1]) / 2 * np.diff(knots_t)))
+    if len(w) + extra > MAX_ARRIVALS:
+        raise SpecError([Problem(where, f"expected a load of at most {MAX_ARRIVALS:.0e} arrivals with this edge "
+                                        f"case, got {len(w)} + {extra:.3g} more")])
     times_rng, class_rng, data_rng = rng.spawn(3)
     t = nhpp(knots_t, np.maximum(knots_r, 0.0), times_rng)
     t = t[t < w.duration_s]
@@ -126,7 +131,7 @@ class FlashCrowd(EdgeCase):
         t = np.unique(np.r_[base_t, a, b, c, d].clip(0, w.duration_s))
         shape = np.interp(t, [a, b, c, d], [0.0, 1.0, 1.0, 0.0], left=0.0, right=0.0)
         extra = (self.factor - 1) * np.interp(t, base_t, base_r) * shape
-        return _add(w, model, t, extra, _classes(model, self.classes, self.kind), rng)
+        return _add(w, model, t, extra, _classes(model, self.classes, self.kind), rng, f"{self.kind}.factor")
 
 
 class Ramp(EdgeCase):
@@ -147,7 +152,7 @@ class Ramp(EdgeCase):
             base_t, base_r = _rate_curve(w)
             t = np.unique(np.r_[base_t, self.start, self.end].clip(0, w.duration_s))
             extra = (multiplier(t) - 1) * np.interp(t, base_t, base_r)
-            return _add(w, model, t, extra, _classes(model, None, self.kind), rng)
+            return _add(w, model, t, extra, _classes(model, None, self.kind), rng, f"{self.kind}.factor")
         return _keep(w, rng.random(len(w)) < multiplier(w.time_s))
 
 
