@@ -49,3 +49,39 @@ def test_prometheus_nested_past_the_stack_is_not_json(tmp_path):
     path.write_text("[" * 100_000)
     with pytest.raises(TraceError, match=r"rate.json: not JSON \(line 1, column 1: nested too deeply\)"):
         read_prometheus(path)
+
+
+@pytest.mark.parametrize("series,expected", [
+    ({"metric": 1, "values": [[1435781445.781, "1"]]}, "metric is 1, not a mapping of labels"),
+    ({"metric": "cpu", "values": [[1435781445.781, "1"]]}, "metric is 'cpu', not a mapping of labels"),
+    ({"metric": {}, "values": [["Infinity", "1"]]}, r"sample 1 is \['Infinity', '1'\]"),
+    ({"metric": {}, "values": [[1e300, "1"]]}, r"sample 1 is \[1e\+300, '1'\]"),
+])
+def test_prometheus_series_of_the_wrong_shape(tmp_path, series, expected):
+    import json
+
+    from twin.traces.metrics import read_prometheus
+    from twin.traces.schema import TraceError
+
+    path = tmp_path / "rate.json"
+    path.write_text(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [series]}}))
+    with pytest.raises(TraceError, match=f"rate.json: .*{expected}"):
+        read_prometheus(path)
+
+
+def test_a_load_profile_cell_that_is_not_a_number_is_named(tmp_path):
+    import numpy as np
+    import yaml
+
+    from twin.load.arrivals import LoadError
+    from twin.load.profile_workload import read_profile, workload
+    from twin.spec.loader import validate_model
+
+    path = tmp_path / "profile.csv"
+    path.write_text("timestamp,requests_per_s,mix_get\n2026-01-01T00:00:00Z,1,1\n2026-01-01T00:05:00Z,x,1\n")
+    model = validate_model(yaml.safe_load(MINIMAL))
+    with pytest.raises(LoadError, match=r"requests_per_s at 2026-01-01 00:05:00\+00:00: expected a number, got 'x'"):
+        workload(read_profile(path), model, np.random.default_rng(0))
+    path.write_text("timestamp,requests_per_s,mix_get\n2026-01-01T00:00:00Z,1,1\n2026-01-01T00:05:00Z,1,a\n")
+    with pytest.raises(LoadError, match=r"mix_get at 2026-01-01 00:05:00\+00:00: expected a number, got 'a'"):
+        workload(read_profile(path), model, np.random.default_rng(0))

@@ -47,10 +47,21 @@ def rate_column(profile: pd.DataFrame, target: str = "requests_per_s", quantile:
     return name
 
 
+def _numbers(profile: pd.DataFrame, column: str) -> np.ndarray:
+    """A profile column as floats; a cell that is not a number is a ``LoadError`` naming it."""
+    values = pd.to_numeric(profile[column], errors="coerce")
+    bad = (values.isna() & profile[column].notna()).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise LoadError(f"load profile, {column} at {profile.index[i]}: expected a number, "
+                        f"got {profile[column].iloc[i]!r}")
+    return values.to_numpy(float)
+
+
 def profile_rates(profile: pd.DataFrame, quantile: float | None = None) -> np.ndarray:
     """The request rate of each step at ``quantile``, checked finite and >= 0."""
     column = rate_column(profile, quantile=quantile)
-    rates = profile[column].to_numpy(float)
+    rates = _numbers(profile, column)
     bad = ~np.isfinite(rates) | (rates < 0)
     if bad.any():
         i = int(np.argmax(bad))
@@ -129,7 +140,7 @@ def modulated(knots_t, knots_r, bursts, duration: float, rng: np.random.Generato
 
 
 def _session_workload(profile, model, rng, quantile, sessions, step) -> Workload:
-    users = profile[rate_column(profile, "user_concurrency", quantile)].to_numpy(float)
+    users = _numbers(profile, rate_column(profile, "user_concurrency", quantile))
     if (~np.isfinite(users) | (users < 0)).any():
         raise LoadError("load profile: user_concurrency must hold counts >= 0")
     strangers = [c for c in sessions.classes if c not in model.classes]
@@ -170,7 +181,9 @@ def _mix(profile: pd.DataFrame, model: SystemModel, names: tuple[str, ...]) -> n
     if strangers:
         raise LoadError(f"load profile: {', '.join(strangers)}: no such class in the model (it has "
                         f"{', '.join(names)}); rename the classes of the trace or of the model")
-    m = profile.reindex(columns=[f"mix_{n}" for n in names]).fillna(0.0).to_numpy(float)
+    m = np.column_stack([_numbers(profile, f"mix_{n}") if f"mix_{n}" in profile else np.zeros(len(profile))
+                         for n in names])
+    m[np.isnan(m)] = 0.0
     if (m < 0).any() or not np.isfinite(m).all():
         raise LoadError("load profile: class mix columns must hold shares >= 0")
     total = m.sum(axis=1, keepdims=True)

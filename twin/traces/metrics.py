@@ -126,13 +126,18 @@ def series_name(labels: dict) -> str:
 def _series(entry, source: str, report: ReadReport) -> pd.Series:
     if not isinstance(entry, dict) or not isinstance(entry.get("values"), list):
         raise TraceError(f"{source}: a result without 'values': not a range-query (matrix) response")
-    name = series_name(entry.get("metric") or {})
+    labels = entry.get("metric") or {}
+    if not isinstance(labels, dict):
+        raise TraceError(f"{source}: a series' metric is {labels!r}, not a mapping of labels")
+    name = series_name(labels)
     stamps, values = [], []
     for k, pair in enumerate(entry["values"]):
         try:
             ts, value = pair
             ns = int(Decimal(str(ts)) * 1_000_000_000)
-        except (TypeError, ValueError, InvalidOperation):
+            if not -(2**63) < ns < 2**63:
+                raise ValueError
+        except (TypeError, ValueError, InvalidOperation, OverflowError):
             raise TraceError(f"{source}: series {name}: sample {k + 1} is {pair!r}, not [unix_time, \"value\"]") from None
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not _SAMPLE.fullmatch(str(value)):
             raise TraceError(f"{source}: series {name}: sample {k + 1} has value {value!r}, not a number")
