@@ -34,6 +34,7 @@ HOSTILE = [
     f"</script><script>{ACT}</script>",
     "{{ 7*7 }} {% if x %}${x}",
     "ünïcödé — naïve café",
+    r"$\frac$ 100% $x_$",  # TeX to matplotlib, unless drawn as written
 ]
 #: File names cannot hold '/', so these break out without one.
 HOSTILE_FILE = '"><img src=x onerror=window.__pwned=1>'
@@ -150,13 +151,13 @@ def forecast_page(tmp: Path) -> tuple[Path, list[str]]:
 def profile_page(tmp: Path) -> tuple[Path, list[str]]:
     from twin.report.forecast import render_profile
 
-    target = "requests_per_s"
+    target = HOSTILE[7]
     inputs = _forecast_inputs(tmp, target)
     index = pd.date_range(inputs.history.values.index[-1] + pd.Timedelta(hours=1), periods=6, freq="h", tz="UTC")
     profile = pd.DataFrame({target: 50.0, f"{target}_q0.1": 40.0, f"{target}_q0.9": 60.0}, index=index)
     page = tmp / "profile.html"
     page.write_text(render_profile(inputs.history, profile, [HOSTILE[1], HOSTILE[5]], HOSTILE[2]))
-    return page, [HOSTILE[1], HOSTILE[5], HOSTILE[2]]
+    return page, [HOSTILE[1], HOSTILE[5], HOSTILE[2], HOSTILE[7]]
 
 
 def run_page(tmp: Path) -> tuple[Path, list[str]]:
@@ -168,7 +169,7 @@ def run_page(tmp: Path) -> tuple[Path, list[str]]:
     path = tmp / "model.yaml"
     path.write_text(MINIMAL)
     model = load_model(path).model_copy(update={"name": HOSTILE[1]})
-    regime, param, study = HOSTILE[0], HOSTILE[2], HOSTILE[4]
+    regime, param, study = HOSTILE[0], HOSTILE[7], HOSTILE[4]
     exp = SimpleNamespace(
         name=HOSTILE[3], seed=0, scenarios=[{"kind": HOSTILE[6], "start": "1h"}],
         regimes=SimpleNamespace(quantile=0.9),

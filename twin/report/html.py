@@ -12,17 +12,27 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+def plain_text(fig) -> None:
+    """Every text of the figure drawn as written: a name with two '$' is not TeX to parse (and fail on)."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+
+
 def tidy(fig) -> None:
     """``fig.tight_layout()``, quietly where long labels (a user's names) leave it no room:
     the page's PNG is cropped to what was drawn anyway."""
     import warnings
 
+    plain_text(fig)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
         fig.tight_layout()
 
 
 def figure_tag(fig, alt: str) -> str:
+    plain_text(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     data = base64.b64encode(buf.getvalue()).decode()
