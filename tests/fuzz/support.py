@@ -12,7 +12,7 @@ import copy
 import os
 import traceback
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 from twin.spec import TwinError
@@ -33,8 +33,11 @@ def clean(call, *args, **kwargs):
     Any other exception is a crash: it propagates and the fuzz test fails with the case.
     """
     try:
-        return call(*args, **kwargs)
+        result = call(*args, **kwargs)
+        event(f"{call.__name__}: read")
+        return result
     except TwinError as e:
+        event(f"{call.__name__}: {type(e).__name__}")
         text = str(e)
         assert text.strip(), f"{type(e).__name__} with no message"
         assert "Traceback" not in text, text

@@ -55,27 +55,44 @@ def test_model_files(scratch, text):
     clean(load_model, path)
 
 
-set_paths = st.sampled_from(["services.frontend.workers", "services.frontend.instances", "classes.browse.share",
-                             "caches.product_cache.capacity_bytes", "services.frontend.calls.0.to",
-                             "services.frontend.calls[0].retries", "services.nosuch.workers", "services", "name",
-                             "services.frontend.service_time_s.mean", "services.frontend.calls.9", "", ".", "a..b",
-                             "classes.newclass", "services.frontend.workers.x"])
+SET_VALID = {"services.frontend.workers": ["16", "1", "0", "-3", "2.5", "many"],
+             "services.frontend.instances": ["2", "0", "1e9"], "classes.browse.share": ["0.5", "1.5", "-0.1"],
+             "caches.product_cache.capacity_bytes": ["512MiB", "1e400", "-1", "1.5KiB"],
+             "services.frontend.calls.0.to": ["orders", "nosuch", "frontend"],
+             "services.frontend.calls[0].retries": ["2", "-1"], "services.nosuch.workers": ["2"],
+             "services": ["{}", "[]"], "name": ["shop2", "", "[1]"],
+             "services.frontend.service_time_s": ["{dist: exponential, mean: 0.01}", "{dist: gamma, mean: 1, cv: 0}",
+                                                  "0.003", "{dist: empirical, samples: []}"],
+             "services.frontend.calls.9": ["{to: orders}"], "classes.newclass": ["{share: 0.1, entry: frontend}"],
+             "services.frontend.workers.x": ["1"], "": ["1"], "a..b": ["1"]}
+set_values = st.one_of(values.map(lambda v: yaml.safe_dump(v).removesuffix("\n...\n").strip()),
+                       text_mutated("{dist: exponential, mean: 0.01}"))
+set_items = st.sampled_from(sorted(SET_VALID)).flatmap(
+    lambda p: st.builds(lambda v: f"{p}={v}", st.one_of(st.sampled_from(SET_VALID[p][:1]),
+                                                        st.sampled_from(SET_VALID[p]), set_values)))
 
 
 @fuzz(400)
-@given(st.lists(st.one_of(
-    st.builds(lambda p, v: f"{p}={v}", set_paths, st.one_of(values.map(lambda v: yaml.safe_dump(v)),
-                                                            text_mutated("{dist: exponential, mean: 0.01}"))),
-    st.text(max_size=12)), min_size=1, max_size=3))
+@given(st.lists(st.one_of(set_items, set_items, st.text(max_size=12)), min_size=1, max_size=2))
 def test_set_overrides(sets):
     clean(apply_overrides, SHOP, sets)
 
 
+def _domain_values(t) -> list[str]:
+    if t.type == "categorical":
+        return [str(c) for c in t.choices]
+    return [f"{t.low:g}", f"{t.high:g}", f"{(t.low + t.high) / 2:g}", f"{t.high * 2:g}"]
+
+
+param_items = st.sampled_from(sorted(SHOP.tunables)).flatmap(lambda n: st.builds(
+    lambda v: f"{n}={v}", st.one_of(st.sampled_from(_domain_values(SHOP.tunables[n])), st.sampled_from(UNIT_WORDS),
+                                    quantity)))
+
+
 @fuzz(600)
-@given(st.lists(st.builds(lambda n, v: f"{n}={v}",
-                          st.one_of(st.sampled_from(sorted(SHOP.tunables)), st.text(max_size=6)),
-                          st.one_of(st.sampled_from(UNIT_WORDS), quantity, st.text(max_size=8))), min_size=1,
-                max_size=3))
+@given(st.lists(st.one_of(param_items, param_items, st.builds(lambda n, v: f"{n}={v}", st.text(max_size=6),
+                                                               st.text(max_size=6)), st.text(max_size=8)),
+                min_size=1, max_size=2))
 def test_param_overrides(items):
     params = clean(parse_assignments, items, source="--param")
     if params is not None:
@@ -105,7 +122,9 @@ EDGE_CASES = [
 
 
 @fuzz(600)
-@given(mutated(EDGE_CASES, keys=["kind", "start", "end", "at", "factor", "classes", "service", "share", "timeout"]))
+@given(st.lists(st.sampled_from(EDGE_CASES), min_size=1, max_size=2).flatmap(lambda cases: st.one_of(
+    st.just(cases), mutated(cases, max_edits=1, keys=["kind", "start", "end", "at", "factor", "classes", "service",
+                                                      "share", "timeout"]))))
 def test_edge_cases(cases):
     from twin.load import scenarios
 
