@@ -298,9 +298,22 @@ def _recalibration(node, r: _Reader):
 
 
 def _archive(data: bytes):
+    """The archive, its members checked before any is loaded: numbers only, and no array larger
+    than its member (a header may not make numpy allocate what the file does not hold)."""
+    from numpy.lib import format as npy
+
     _need(data[:4] == b"PK\x03\x04", "not an .npz archive")
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         _need(sum(i.file_size for i in z.infolist()) <= MAX_BYTES, f"unpacks to more than {MAX_BYTES} bytes")
+        for info in z.infolist():
+            with z.open(info) as f:
+                version = npy.read_magic(f)
+                _need(version in ((1, 0), (2, 0)), f"{info.filename}: not a numpy array")
+                read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                shape, _, dtype = read(f)  # the header is a literal, read without running code
+            _need(not dtype.hasobject, f"{info.filename} holds Python objects, which a saved model never has")
+            _need(int(np.prod(shape, dtype=object)) * dtype.itemsize <= info.file_size,
+                  f"{info.filename}: its header claims more data than it holds")
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
@@ -327,7 +340,7 @@ def loads(data: bytes, source: str = "saved model") -> Saved:
     except _Bad as e:
         raise TwinError(f"{what} ({e})") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, EOFError, OSError,
-            zipfile.BadZipFile) as e:
+            RecursionError, zipfile.BadZipFile) as e:
         raise TwinError(f"{what} ({type(e).__name__}: {str(e)[:100]})") from None
 
 
