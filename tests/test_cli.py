@@ -231,6 +231,8 @@ PROFILE_CSV = "timestamp,requests_per_s\n2026-03-02T08:00:00Z,10\n2026-03-02T09:
     (["loadshape", "{profile}", "--k6", "{tmp}"], "--k6 {tmp}: is a folder, expected a file name"),
     (["simulate", MM1, "--workload", "{tmp}"], "--workload {tmp}: is a folder, expected a file"),
     (["calibrate", "{tmp}", "--model", SHOP, "-o", "{tmp}/m.yaml"], "TRACE {tmp}: is a folder, expected a file"),
+    (["calibrate", "{profile}", "--model", "{tmp}/none.yaml", "-o", "{tmp}/m.yaml", "--name", "<x>"],
+     "--name <x>: expected a model name of at most 64 ASCII letters"),
     (["simulate", MM1, "--out", "/proc/nope"], "--out /proc/nope: cannot write here"),
     (["simulate", MM1, "--out", "{profile}/run"], "--out {profile}/run: cannot write here ({profile} is not a folder)"),
     (["simulate", MM1, "--out", "{profile}"], "--out {profile}: exists and is not a folder"),

@@ -272,6 +272,16 @@ def cmd_calibrate(args) -> int:
         _check_writable(path, flag)
     for path in args.traces:
         _check_input(path, "TRACE")
+    if args.name is not None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from .spec.model import Name
+
+        try:
+            TypeAdapter(Name).validate_python(args.name)
+        except ValidationError:
+            raise TwinError(f"--name {args.name}: expected a model name of at most 64 ASCII letters, digits, '_' or "
+                            f"'-' that starts with a letter or '_'") from None
     skeleton = load_skeleton(args.model)
     # logs name no service: by default they describe the skeleton's entry point
     entry = next(iter(skeleton.model.classes.values())).entry
