@@ -69,6 +69,23 @@ def test_a_saved_mstl_forecasts_from_the_end_of_its_history_only(series, tmp_pat
     assert "fit it again on this history" in err and not (tmp_path / "p.csv").exists()
 
 
+def test_auto_on_a_history_too_short_for_its_backtest_names_the_setting(experiment, tmp_path, capsys):
+    from twin.cli import main
+
+    path = experiment()
+    path.write_text(path.read_text().replace("model: seasonal_naive_daily", "model: auto"))
+    short = path.parent / "load.csv"  # the experiment's history, cut to 30 hours
+    short.write_text("".join(short.read_text().splitlines(keepends=True)[:31]))
+    assert main(["forecast", "predict", str(short), "--time-zone", "UTC", "-o", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "twin forecast: error: --model: auto chooses by a backtest, and history of 30 steps is too short" in err
+    assert err.rstrip().endswith("name a model, or use fewer --calibration-windows or a shorter --horizon"), err
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: forecast.model: auto chooses by a backtest, and history of 30 steps" in err, err
+    assert "use fewer forecast.calibration_windows or a shorter forecast.horizon" in err
+
+
 def test_predict_refuses_a_fitted_file_that_is_not_a_saved_model(series, tmp_path, capsys):
     import pickle
 

@@ -116,8 +116,9 @@ def fit_chosen(inputs: Inputs, name: str, *, horizon: int, windows: int, seed: i
         result = run_backtest(inputs, names, horizon=horizon, windows=windows, seed=seed, progress=progress)
     except TwinError as e:
         if name == AUTO:
-            raise TwinError(f"{e}; choosing a model needs this backtest: name one with {labels['model']}, or use "
-                            f"fewer {labels['calibration_windows']} or a shorter {labels['horizon']}") from None
+            raise _problem(labels["model"], f"auto chooses by a backtest, and {str(e).removeprefix('backtest: ')}; "
+                                            f"name a model, or use fewer {labels['calibration_windows']} or a "
+                                            f"shorter {labels['horizon']}") from None
         notes.append(f"intervals not recalibrated: {e}")
     else:
         if name == AUTO:
