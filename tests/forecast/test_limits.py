@@ -53,7 +53,8 @@ def test_a_history_too_short_to_forecast_honestly_is_refused_naming_the_file(tmp
         load_inputs(path, value_column=None, target="requests_per_s", time_zone="UTC", events=None, holidays=None,
                     horizon="1h")
     assert str(e.value) == (f"{path}: {n} step(s) of 1 h are too short a history to forecast: at least "
-                            f"{MIN_HISTORY_STEPS} steps are needed (the forecast's intervals come from its past errors)")
+                            f"{MIN_HISTORY_STEPS} steps are needed (the forecast's intervals come from its past "
+                            f"errors)")
 
 
 def test_the_naive_forecast_repeats_the_last_value_without_drifting():

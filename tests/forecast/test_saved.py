@@ -72,7 +72,8 @@ def test_the_recalibration_comes_back_and_a_file_round_trip(fits, tmp_path):
                trained_until=h.values.index[-1], step=h.step, targets=h.targets, recalibration=recal)
     back = saved.load(tmp_path / "m.npz")
     fc = fitted["seasonal_naive"].predict(h, 24)
-    assert np.array_equal(back.recalibration.apply(fc).values["requests_per_s"], recal.apply(fc).values["requests_per_s"])
+    assert np.array_equal(back.recalibration.apply(fc).values["requests_per_s"],
+                          recal.apply(fc).values["requests_per_s"])
     assert back.recalibration.windows == 6 and back.horizon == 24 and back.trained_until == h.values.index[-1]
 
 

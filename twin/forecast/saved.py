@@ -133,7 +133,8 @@ def _encode_lstm(fitted, out: _Arrays) -> dict:
                  "horizon": int(net.step_bias.shape[0]), "hidden": net.cell.hidden_size,
                  "n_targets": net.n_targets, "n_quantiles": net.n_quantiles, "anchor": net.anchor}
         leaves = jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))
-        nets.append({"sizes": {k: int(v) for k, v in sizes.items()}, "leaves": [out.put(np.asarray(x)) for x in leaves]})
+        nets.append({"sizes": {k: int(v) for k, v in sizes.items()},
+                     "leaves": [out.put(np.asarray(x)) for x in leaves]})
     layout = {"targets": list(lay.targets), "known": list(lay.known), "observed": list(lay.observed),
               "step_ns": int(lay.step.value), "horizon": int(lay.horizon), "lookback": int(lay.lookback),
               "patch": int(lay.patch), "seasons": [int(s) for s in lay.seasons],
@@ -271,7 +272,8 @@ def _decode_lstm(node, r: _Reader):
         shape = eqx.filter_eval_shape(lambda: _Net(**sizes, key=jax.random.PRNGKey(0)))
         params, static = eqx.partition(shape, lambda x: isinstance(x, jax.ShapeDtypeStruct))
         want, treedef = jax.tree_util.tree_flatten(params)
-        _need(isinstance(n["leaves"], list) and len(n["leaves"]) == len(want), "lstm: the network's weights do not match")
+        _need(isinstance(n["leaves"], list) and len(n["leaves"]) == len(want),
+              "lstm: the network's weights do not match")
         leaves = [r.get(ref, "f") for ref in n["leaves"]]
         _need(all(a.shape == w.shape and a.dtype == w.dtype for a, w in zip(leaves, want)),
               "lstm: the network's weights do not match its sizes")
@@ -334,7 +336,8 @@ def loads(data: bytes, source: str = "saved model") -> Saved:
         r = _Reader(npz)
         fitted = _decode(header["fitted"], r)
         return Saved(_str(header["model"], "model"), fitted, _recalibration(header["recalibration"], r),
-                     _int(header["horizon"], "horizon", 1), pd.Timestamp(_str(header["trained_until"], "trained_until")),
+                     _int(header["horizon"], "horizon", 1),
+                     pd.Timestamp(_str(header["trained_until"], "trained_until")),
                      pd.Timedelta(_int(header["step_ns"], "step_ns", 1, 10**18), unit="ns"),
                      _strs(header["targets"], "targets"))
     except _Bad as e:

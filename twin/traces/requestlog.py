@@ -143,8 +143,8 @@ class TimestampParser:
             shown = (text if text is not None else naive).dropna()
             example = f" ({self._where(first, int(shown.index[0]))}: {str(shown.iloc[0])!r})" if len(shown) else ""
             raise TraceError(f"{self.source}: timestamps in {self.column!r} carry no time zone{example}; "
-                             f"pass --time-zone (e.g. UTC or Europe/Paris; time_zone in an experiment) to say where they "
-                             f"were written")
+                             f"pass --time-zone (e.g. UTC or Europe/Paris; time_zone in an experiment) to say "
+                             f"where they were written")
         try:
             return naive.dt.tz_localize(self.time_zone).dt.tz_convert("UTC")
         except _LOCAL_TIME_ERRORS as exc:
