@@ -207,15 +207,19 @@ REPORTS = {"simulation": simulation_page, "calibration": calibration_page, "fore
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    out = {}
-    for name, build in REPORTS.items():
-        out[name] = build(tmp_path_factory.mktemp(name))
-    return out
+    """``pages(report)``: the report rendered (once in this process) and the strings it must show."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = REPORTS[name](tmp_path_factory.mktemp(name))
+        return built[name]
+    return get
 
 
 @pytest.mark.parametrize("report", list(REPORTS))
 def test_report_escapes_hostile_strings(pages, report):
-    page, shown = pages[report]
+    page, shown = pages(report)
     check_markup(page.read_text(), shown)
 
 
@@ -239,9 +243,12 @@ def chromium() -> str:
 
 
 def dump_dom(browser: str, page: Path) -> str:
-    out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--virtual-time-budget=2000", "--dump-dom", page.resolve().as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:  # its own profile: tests may run side by side
+        out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              f"--user-data-dir={profile}", "--virtual-time-budget=2000", "--dump-dom",
+                              page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "</body>" in out.stdout, out.stderr[-2000:]
     return out.stdout
 
@@ -257,7 +264,7 @@ def test_chromium_runs_a_payload_that_is_not_escaped(tmp_path):
 @pytest.mark.parametrize("report", list(REPORTS))
 def test_report_runs_no_payload_in_chromium(pages, report):
     browser = chromium()
-    page, _ = pages[report]
+    page, _ = pages(report)
     dom = dump_dom(browser, page)
     assert MARKER not in dom
     assert "__pwned" in dom  # the payloads are there, as text
