@@ -204,7 +204,7 @@ def test_lead_and_lag_windows():
     ("- {type: launch, start: 2026-01-01T00:00Z, end: 2026-01-02T00:00Z, intensity: big}\n", "intensity 'big' is not a number"),
     ("- {type: launch, start: 2026-01-01T00:00Z, end: 2026-01-02T00:00Z, intensity: -1}\n", "must be a positive number"),
     ("- just a line\n", "event 1 is not a mapping"),
-    ("events: [\n", "not YAML"),
+    ("events: [\n", "not valid YAML"),
     ("", "empty file"),
     ("when: tomorrow\n", "expected a list of events"),
     ("time_zone: Mars/Base\nevents: []\n", "unknown time zone"),

@@ -1,9 +1,10 @@
 """Fuzzing the series readers: metric CSV, Prometheus JSON, load histories (read and repaired) and
-load profiles (read and turned into arrivals)."""
+load profiles (read and turned into arrivals), events calendars."""
 
 import json
 
 import numpy as np
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,8 +12,6 @@ from tests.conftest import MINIMAL
 from tests.fuzz.support import clean, fuzz, mutated, text_mutated
 from twin.spec.loader import validate_model
 from twin.traces.metrics import read_metric_csv, read_prometheus
-
-import yaml
 
 TIMES = ["2017-11-01T00:00:00Z", "2017-11-01T01:00:00Z", "2017-11-01T02:00:00Z", "2017-11-01 03:00:00",
          "2017-11-01T01:00:00+05:00", "2017-11-01T01:00:00.5Z", "1509494400", "2017-02-30T00:00:00Z",
@@ -88,3 +87,20 @@ def test_load_profiles(scratch, times, rows, header, quantile):
     profile = clean(read_profile, path)
     if profile is not None:
         clean(workload, profile, TINY, np.random.default_rng(0), quantile=quantile)
+
+
+EVENTS = {"time_zone": "UTC", "events": [
+    {"type": "campaign", "start": "2026-01-01", "end": "2026-01-02", "intensity": 2, "name": "sale"},
+    {"type": "outage", "start": "2026-01-03T10:00:00+01:00", "end": "2026-01-03T12:00:00+01:00"}]}
+
+
+@fuzz(400)
+@given(st.one_of(mutated(EVENTS, max_edits=2, keys=["type", "start", "end", "intensity", "name", "time_zone"])
+                 .map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
+                 text_mutated(yaml.safe_dump(EVENTS))), st.sampled_from([None, "UTC", "Europe/Paris"]))
+def test_events_calendars(scratch, text, time_zone):
+    from twin.forecast.covariates import read_events
+
+    path = scratch / "events.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    clean(read_events, path, time_zone=time_zone)

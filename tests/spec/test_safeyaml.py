@@ -32,7 +32,9 @@ def test_billion_laughs_in_experiment_scenario_and_override(write_yaml, tmp_path
     path = write_yaml(LAUGHS, "experiment.yaml")
     with pytest.raises(TwinError, match="aliases expand"):
         load_experiment(path)
-    assert main(["synth", str(tmp_path / "none.csv"), "--model", str(MODELS / "validation" / "mm1.yaml"),
+    profile = tmp_path / "profile.csv"
+    profile.write_text("timestamp,requests_per_s\n2026-01-01T00:00:00Z,1\n2026-01-01T00:05:00Z,1\n")
+    assert main(["synth", str(profile), "--model", str(MODELS / "validation" / "mm1.yaml"),
                  "--scenario", str(path), "-o", str(tmp_path / "w.parquet")]) == 2
     assert f"{path}:" in capsys.readouterr().err
     laughs_inline = "{" + LAUGHS.strip().replace("\n", ", ") + "}"
@@ -85,3 +87,20 @@ def test_oversized_file_is_refused_before_reading(tmp_path):
 def test_python_tags_are_never_constructed(write_yaml):
     path = write_yaml("name: !!python/object/apply:os.system ['echo hi']\n")
     assert "not valid YAML" in error(path)
+
+
+def test_events_calendar_yaml_is_bounded_too(tmp_path):
+    from twin.forecast.covariates import CovariateError, read_events
+
+    rows = ['  - {type: campaign, start: 2020-01-01, end: 2020-01-02, name: &a ["lol","lol","lol","lol","lol"]}']
+    rows += [f"  - {{type: campaign, start: 2020-01-01, end: 2020-01-02, name: &{n} [{','.join([f'*{p}'] * 9)}]}}"
+             for p, n in zip("abcdefgh", "bcdefghi")]
+    path = tmp_path / "events.yaml"
+    path.write_text("events:\n" + "\n".join(rows) + "\n")
+    with pytest.raises(CovariateError, match=f"{path}:\\d+: not valid YAML: aliases expand"):
+        read_events(path)
+    path.write_text("events: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    with pytest.raises(CovariateError, match=f"{path}:1: not valid YAML: nested deeper"):
+        read_events(path)
+    path.write_text("- {type: launch, start: 2026-01-01, end: 2026-01-02}\n")  # dates stay text, read in the zone
+    assert str(read_events(path, time_zone="UTC")["start"].iloc[0]) == "2026-01-01 00:00:00+00:00"

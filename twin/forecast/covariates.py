@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..spec import TwinError
+from ..spec.safeyaml import parse_yaml
 from ..traces.metrics import TIME_NAMES
 from ..traces.requestlog import TimestampParser, check_zone
 from ..traces.schema import TraceError
@@ -131,15 +131,6 @@ def _holidays(local: pd.DatetimeIndex, country: str) -> np.ndarray:
 
 # -- events ------------------------------------------------------------------------------------
 
-class _Loader(yaml.SafeLoader):
-    """YAML without implicit timestamps: times stay text, parsed here with their zones exact."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 def read_events(path, *, time_zone: str | None = None) -> pd.DataFrame:
     """An events calendar from CSV (columns) or YAML (a list of events, or ``events:`` and an
     optional ``time_zone:``): type, start, end, and optional intensity (default 1) and name.
@@ -195,13 +186,11 @@ def _csv_events(path: Path, source: str) -> list[dict]:
 
 def _yaml_events(path: Path, source: str) -> tuple[list[dict], str | None]:
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        doc, _ = parse_yaml(path.read_text(encoding="utf-8"), source, plain_times=True)  # times stay text
     except UnicodeDecodeError as exc:
         raise CovariateError(f"{source}: cannot read as UTF-8 text ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise CovariateError(f"{source}: not YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except TwinError as exc:  # bad YAML, or too big, deep or alias-heavy to read safely
+        raise CovariateError(str(exc)) from None
     zone = None
     if isinstance(doc, dict):
         extra = set(doc) - {"events", "time_zone"}

@@ -77,6 +77,15 @@ class _BoundedLoader(yaml.SafeLoader):
                                                     node.start_mark) from None
 
 
+class _PlainTimesLoader(_BoundedLoader):
+    """The same, but times stay text (for readers that parse them with their zones exact)."""
+
+
+_PlainTimesLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def _children(node) -> list:
     if isinstance(node, yaml.SequenceNode):
         return node.value
@@ -85,12 +94,13 @@ def _children(node) -> list:
     return []
 
 
-def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    """The data and the root node of one YAML document, or a ``TwinError`` naming ``source`` and the line."""
+def parse_yaml(text: str, source: str, *, plain_times: bool = False) -> tuple[Any, yaml.Node | None]:
+    """The data and the root node of one YAML document, or a ``TwinError`` naming ``source`` and the line.
+    ``plain_times``: timestamps stay strings."""
     if len(text) > MAX_BYTES:
         raise TwinError(f"{source}: {len(text)} characters; the most a YAML input may hold is {MAX_BYTES}")
     try:
-        loader = _BoundedLoader(text)
+        loader = (_PlainTimesLoader if plain_times else _BoundedLoader)(text)
     except yaml.reader.ReaderError as e:
         raise TwinError(f"{source}:{_line_at(text, e.position)}: not valid YAML: {_reader_problem(e)}") from None
     try:
