@@ -134,6 +134,8 @@ def test_replay_an_arrival_table(tmp_path):
     ("time_s,class\n2.0,job\n1.0,job\n", "row 1 goes back in time"),
     ("time_s,class\n", "the arrival table has no rows"),
     ("time_s,class,colour\n0,job,red\n", "unknown columns colour"),
+    ("time_s,class\n0,job\n0,job\n", "every arrival is at time 0, so the table spans no time; give the window to "
+                                     "simulate with --duration"),
 ])
 def test_bad_arrival_tables(tmp_path, content, message):
     table = tmp_path / "arrivals.csv"

@@ -96,6 +96,9 @@ def cmd_simulate(args) -> int:
         raise TwinError("--rate and --workload exclude each other: a replayed table brings its own arrivals")
     if args.workload:
         source = read_workload(args.workload, model, duration_s=args.duration)
+        if not source.duration_s > 0:
+            raise TwinError(f"--workload {args.workload}: every arrival is at time 0, so the table spans no time; "
+                            f"give the window to simulate with --duration")
         rate, duration = len(source) / source.duration_s, source.duration_s
     else:
         rate = args.rate or d.rate_per_s
