@@ -235,6 +235,8 @@ PROFILE_CSV = "timestamp,requests_per_s\n2026-03-02T08:00:00Z,10\n2026-03-02T09:
     (["calibrate", "{tmp}", "--model", SHOP, "-o", "{tmp}/m.yaml"], "TRACE {tmp}: is a folder, expected a file"),
     (["calibrate", "{profile}", "--model", "{tmp}/none.yaml", "-o", "{tmp}/m.yaml", "--name", "<x>"],
      "--name <x>: expected a model name of at most 64 ASCII letters"),
+    (["synth", "{profile}", "--model", SHOP, "--bursts-from", "{tmp}/trace.csv", "-o", "{tmp}/w.parquet"],
+     "--bursts-from {tmp}/trace.csv: 3 request(s) over 0 s; fitting 3 burst states (--burst-states) needs at least 30"),
     (["simulate", MM1, "--out", "/proc/nope"], "--out /proc/nope: cannot write here"),
     (["simulate", MM1, "--out", "{profile}/run"], "--out {profile}/run: cannot write here ({profile} is not a folder)"),
     (["simulate", MM1, "--out", "{profile}"], "--out {profile}: exists and is not a folder"),
@@ -253,6 +255,7 @@ def test_bad_paths_and_values_are_refused_before_any_work(tmp_path, capsys, monk
     monkeypatch.setattr(twin.pipeline, "run", work)
     profile = tmp_path / "profile.csv"
     profile.write_text(PROFILE_CSV)
+    (tmp_path / "trace.csv").write_text("timestamp,class,latency_s\n" + "2026-03-02T08:00:00Z,browse,0.1\n" * 3)
     before = sorted(tmp_path.rglob("*"))
 
     def fill(text):

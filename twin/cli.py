@@ -592,7 +592,11 @@ def cmd_synth(args) -> int:
         roots = trace[trace["parent_id"].isna()] if "parent_id" in trace else trace
         stamps = roots["timestamp"]
         t = np.sort((stamps - stamps.min()).dt.total_seconds().to_numpy())
-        bursts = fit_mmpp(t, float(t[-1]) if len(t) else 0.0, states=args.burst_states)
+        if len(t) < 10 * args.burst_states or not t[-1] > 0:
+            raise TwinError(f"--bursts-from {args.bursts_from}: {len(t)} request(s) over {t[-1] if len(t) else 0:g} s; "
+                            f"fitting {args.burst_states} burst states (--burst-states) needs at least "
+                            f"{10 * args.burst_states} requests spread over time")
+        bursts = fit_mmpp(t, float(t[-1]), states=args.burst_states)
     load_rng, edit_rng = np.random.default_rng(args.seed).spawn(2)
     w = workload(profile, model, load_rng, quantile=args.quantile, start=args.start, end=args.end, sessions=graph,
                  bursts=bursts)
