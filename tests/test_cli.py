@@ -276,3 +276,22 @@ def test_a_file_the_system_refuses_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(twin.validation, "run_suite", refuse)
     code, err = run_cli(capsys, "validate", "--json")
     assert code == 2 and err == "twin validate: error: /srv/models/mm1.yaml: Permission denied\n"
+
+
+def test_loadshape_scripts_hold_no_code_from_a_file_name(tmp_path, capsys):
+    import ast
+
+    names = ['p\nrequire("child_process").execSync("touch OWNED");.csv',
+             'p""" + __import__("os").system("touch OWNED") + """\\N.csv', "p\u2028OWNED();.csv"]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_text(PROFILE_CSV)
+        k6, locust = tmp_path / f"s{i}.js", tmp_path / f"s{i}.py"
+        code, err = run_cli(capsys, "loadshape", tmp_path / name, "--k6", k6, "--locust", locust)
+        assert code == 0, err
+        script = k6.read_text()
+        assert script.startswith("// k6 scenario from ") and "OWNED" in script.split("\n")[0]
+        assert "OWNED" not in "\n".join(script.splitlines()[1:]) and "\u2028" not in script
+        tree = ast.parse(locust.read_text())  # valid Python, the name inside its docstring only
+        assert "OWNED" in ast.get_docstring(tree)
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and "OWNED" in str(n.value)
+                    and n is not tree.body[0].value]

@@ -52,7 +52,7 @@ def k6_script(profile: pd.DataFrame, *, url: str = "http://localhost:8080/", qua
         "executor": "ramping-arrival-rate", "startRate": round(st[0][1], 3), "timeUnit": "1s",
         "preAllocatedVUs": max(1, math.ceil(peak)), "maxVUs": max_vus or max(10, math.ceil(10 * peak)),
         "stages": [{"duration": _duration(d), "target": round(r, 3)} for d, r in st]}}}
-    return (f"// k6 scenario from {source} (quantile {quantile if quantile is not None else 'median'}), "
+    return (f"// k6 scenario from {json.dumps(source)} (quantile {quantile if quantile is not None else 'median'}), "
             f"{profile.index[0]} to {profile.index[-1] + _step(profile)}; written by twin\n"
             "import http from 'k6/http';\n\n"
             f"export const options = {json.dumps(options, indent=2)};\n\n"
@@ -70,7 +70,7 @@ def locust_shape(profile: pd.DataFrame, *, pacing_s: float = 1.0, host: str = "h
     for d, r in st:  # each stage ramps to its target over its duration, as k6's do
         t += d
         knots.append((round(t, 3), round(r * pacing_s, 3)))
-    return f'''"""Locust load shape from {source} (quantile {quantile if quantile is not None else "median"}),
+    return f'''"""Locust load shape from {json.dumps(source)} (quantile {quantile if quantile is not None else "median"}),
 {profile.index[0]} to {profile.index[-1] + _step(profile)}; written by twin.  Run: locust -f THIS_FILE"""
 import math
 
