@@ -295,3 +295,17 @@ def test_loadshape_scripts_hold_no_code_from_a_file_name(tmp_path, capsys):
         assert "OWNED" in ast.get_docstring(tree)
         assert not [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and "OWNED" in str(n.value)
                     and n is not tree.body[0].value]
+
+
+def test_synth_model_file_holds_no_yaml_from_a_file_name(tmp_path, capsys):
+    from twin.spec import load_model
+
+    (tmp_path / "profile.csv").write_text(PROFILE_CSV)
+    scenario = tmp_path / "s\ndescription: injected\nx.yaml"
+    scenario.write_text("- {kind: slow_dependency, service: payments, factor: 3}\n")
+    code, err = run_cli(capsys, "synth", tmp_path / "profile.csv", "--model", SHOP, "--scenario", scenario,
+                        "-o", tmp_path / "w.parquet")
+    assert code == 0, err
+    edited = tmp_path / "w.model.yaml"
+    assert edited.read_text().split("\n", 1)[0].startswith("# ")
+    assert load_model(edited).description == load_model(SHOP).description

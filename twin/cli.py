@@ -615,7 +615,9 @@ def cmd_synth(args) -> int:
         import yaml
 
         model_out = out.with_name(out.stem + ".model.yaml")
-        _write_atomically(model_out, f"# {args.model} with the model edits of {args.scenario}\n"
+        # the file names quoted on one line: a name is never YAML of the model
+        _write_atomically(model_out, f"# {json.dumps(str(args.model))} with the model edits of "
+                                     f"{json.dumps(str(args.scenario))}\n"
                           + yaml.safe_dump(edited.model_dump(by_alias=True, exclude_none=True), sort_keys=False))
     s = summary(w)
     console = _console()
