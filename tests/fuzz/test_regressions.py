@@ -69,6 +69,18 @@ def test_prometheus_series_of_the_wrong_shape(tmp_path, series, expected):
         read_prometheus(path)
 
 
+def test_prometheus_warnings_that_are_not_a_list_are_kept(tmp_path):
+    import json
+
+    from twin.traces.metrics import read_prometheus
+
+    path = tmp_path / "rate.json"
+    path.write_text(json.dumps({"status": "success", "warnings": 1.5, "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [[1435781445.781, "1"]]}]}}))
+    _, report = read_prometheus(path)
+    assert report.warnings == ["Prometheus: 1.5"]
+
+
 def test_a_load_profile_cell_that_is_not_a_number_is_named(tmp_path):
     import numpy as np
     import yaml

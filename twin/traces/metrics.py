@@ -187,7 +187,9 @@ def read_prometheus(path) -> tuple[pd.DataFrame, ReadReport]:
     result = data.get("result")
     if not isinstance(result, list) or not result:
         raise TraceError(f"{source}: the response holds no series")
-    report = ReadReport(source, warnings=[f"Prometheus: {w}" for w in doc.get("warnings") or []])
+    warnings = doc.get("warnings") or []
+    warnings = warnings if isinstance(warnings, list) else [warnings]
+    report = ReadReport(source, warnings=[f"Prometheus: {w}" for w in warnings])
     columns = [_series(entry, source, report) for entry in result]
     names = [c.name for c in columns]
     if len(set(names)) < len(names):
