@@ -129,3 +129,17 @@ def test_edge_cases(cases):
     from twin.load import scenarios
 
     clean(scenarios.parse, cases, source="scenarios.yaml")
+
+
+SKELETON_TEXT = (MODELS / "reference" / "traced_shop.skeleton.yaml").read_text()
+
+
+@fuzz(300)
+@given(st.one_of(mutated(yaml.safe_load(SKELETON_TEXT)).map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
+                 text_mutated(SKELETON_TEXT)))
+def test_skeletons(scratch, text):
+    from twin.calibrate.skeleton import load_skeleton
+
+    path = scratch / "skeleton.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    clean(load_skeleton, path)
