@@ -309,3 +309,21 @@ def test_synth_model_file_holds_no_yaml_from_a_file_name(tmp_path, capsys):
     edited = tmp_path / "w.model.yaml"
     assert edited.read_text().split("\n", 1)[0].startswith("# ")
     assert load_model(edited).description == load_model(SHOP).description
+
+
+def test_paths_with_brackets_are_printed_as_written(tmp_path, capsys):
+    # rich reads [...] as markup: an unmatched closing tag used to stop the command after its work
+    (tmp_path / "profile.csv").write_text(PROFILE_CSV)
+    out = tmp_path / "w[/x].parquet"
+    code, err = run_cli(capsys, "synth", tmp_path / "profile.csv", "--model", SHOP, "-o", out)
+    assert code == 0 and out.is_file(), err
+    run = tmp_path / "r[/x][bold]"
+    code, err = run_cli(capsys, "simulate", MM1, "--duration", 20, "--warmup", 2, "--replications", 1, "--jobs", 1,
+                        "--out", run)
+    assert code == 0 and (run / "report.html").is_file(), err
+    models = tmp_path / "m[/x]"
+    models.mkdir(parents=True)
+    (models / "quick.yaml").write_text(FAST_MM1.replace("duration_s: 3000", "duration_s: 200").replace(
+        "replications: 12", "replications: 2"))
+    code, err = run_cli(capsys, "validate", models, "--jobs", 1)
+    assert code in (0, 1), err

@@ -73,6 +73,14 @@ def _console(min_width: int = 120):
     return console if console.is_terminal else Console(width=min_width)
 
 
+def _m(value) -> str:
+    """A user's value (a path, a name, a note from a file) for ``console.print``: its brackets
+    are text, not rich markup (an unmatched ``[/x]`` would stop the command)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def cmd_simulate(args) -> int:
     from rich.table import Table
 
@@ -128,7 +136,7 @@ def cmd_simulate(args) -> int:
         print(json.dumps({**meta, **summary.to_dict()}, indent=2, allow_nan=False))
         return 0
     console = _console()
-    load = f"replaying {args.workload} ({rate:.4g} req/s)" if args.workload else f"at {rate:g} req/s"
+    load = f"replaying {_m(args.workload)} ({rate:.4g} req/s)" if args.workload else f"at {rate:g} req/s"
     console.print(f"[bold]{model.name}[/bold]: {replications} replications × {duration:g} s {load} "
                   f"(warm-up {warmup:g} s, seed {args.seed}); ± is a 95% confidence interval")
     t = Table(show_header=True, header_style="bold")
@@ -153,7 +161,7 @@ def cmd_simulate(args) -> int:
             t.add_row(*row)
         console.print(t)
     if args.out:
-        console.print(f"results written to {args.out}/ (open {Path(args.out) / 'report.html'} in a browser)")
+        console.print(f"results written to {_m(args.out)}/ (open {_m(Path(args.out) / 'report.html')} in a browser)")
     return 0
 
 
@@ -201,13 +209,13 @@ def cmd_validate(args) -> int:
     else:
         level = outcomes[0].estimate.level if outcomes else 0.95
         t = Table("model", "metric", "theory", "analytic", "simulated", "CI", "±rel", "verdict",
-                  header_style="bold", title=f"twin validate {directory}: {len(outcomes)} checks")
+                  header_style="bold", title=f"twin validate {_m(directory)}: {len(outcomes)} checks")
         for o in outcomes:
             e = o.estimate
             rel = e.half_width / abs(o.check.expected) if o.check.expected else e.half_width
-            t.add_row(o.model, o.check.metric, o.check.formula, f"{o.check.expected:.5g}", f"{e.mean:.5g}",
+            t.add_row(_m(o.model), o.check.metric, o.check.formula, f"{o.check.expected:.5g}", f"{e.mean:.5g}",
                       f"[{e.low:.5g}, {e.high:.5g}]", f"{rel:.1%}",
-                      "[green]pass[/green]" if o.passed else f"[red]FAIL[/red] {o.reason}")
+                      "[green]pass[/green]" if o.passed else f"[red]FAIL[/red] {_m(o.reason)}")
         console = _console(160)
         console.print(t)
         console.print(f"Intervals are Student-t over replications at {level:.4%} each (Bonferroni: 95% for the "
@@ -294,9 +302,9 @@ def cmd_calibrate(args) -> int:
     console = _console()
     for item in inputs:
         for w in item.get("warnings", []):
-            console.print(f"[yellow]warning[/yellow]: {item['file']}: {w}")
+            console.print(f"[yellow]warning[/yellow]: {_m(item['file'])}: {_m(w)}")
         if item.get("time_resolution_s"):
-            console.print(f"[yellow]warning[/yellow]: {item['file']}: times are written to the second: arrivals "
+            console.print(f"[yellow]warning[/yellow]: {_m(item['file'])}: times are written to the second: arrivals "
                           f"are spread within their second when replayed")
     utilisation = {}
     for service, path in (args.utilisation or {}).items():
@@ -319,7 +327,7 @@ def cmd_calibrate(args) -> int:
     _write_atomically(out, "# calibrated by `twin calibrate`; see the provenance block at the end\n" + text)
     _write_atomically(report_path, page)
     for w in cal.warnings:
-        console.print(f"[yellow]warning[/yellow]: {w}")
+        console.print(f"[yellow]warning[/yellow]: {_m(w)}")
     t = Table("service", "source", "family", "mean (ms)", "n", "per class", header_style="bold",
               title="service times")
     for name, f in cal.services.items():
@@ -345,7 +353,7 @@ def cmd_calibrate(args) -> int:
         console.print(f"[bold]verdict: [{colour}]{fid.verdict}[/{colour}][/bold]" + (
             " (the held-out part is too small to judge the overall KS and p95 within their thresholds; hold "
             "out more with --holdout or bring a longer trace)" if fid.verdict == "undetermined" else ""))
-    console.print(f"model written to {out}; report: {report_path}")
+    console.print(f"model written to {_m(out)}; report: {_m(report_path)}")
     if fid is not None and fid.verdict != "faithful" and args.strict:
         return 1
     return 0
@@ -621,7 +629,7 @@ def cmd_synth(args) -> int:
                           + yaml.safe_dump(edited.model_dump(by_alias=True, exclude_none=True), sort_keys=False))
     s = summary(w)
     console = _console()
-    t = Table("", "value", header_style="bold", title=f"workload from {args.profile}")
+    t = Table("", "value", header_style="bold", title=f"workload from {_m(args.profile)}")
     t.add_row("arrivals", f"{s['arrivals']:,}")
     t.add_row("duration", f"{s['duration_s']:,.0f} s")
     t.add_row("mean rate", f"{s['mean_rate_per_s']:.4g} req/s")
@@ -635,14 +643,14 @@ def cmd_synth(args) -> int:
     if bursts is not None:
         levels = bursts.rates / bursts.rate_per_s
         stays = ", ".join(f"{1 / v:.3g} s" if v > 0 else "forever" for v in bursts.leave)
-        t.add_row("bursts", f"MMPP from {args.bursts_from}: levels {', '.join(f'{x:.2f}x' for x in levels)} of the "
+        t.add_row("bursts", f"MMPP from {_m(args.bursts_from)}: levels {', '.join(f'{x:.2f}x' for x in levels)} of the "
                             f"rate, mean stays {stays}")
     console.print(t)
     for case in cases:
         console.print(f"edge case: {case.kind} ({case.acts_on})")
     run_model = model_out or args.model
-    console.print(f"written to {out}" + (f" and {model_out}" if model_out else "")
-                  + f" (twin simulate {run_model} --workload {out})")
+    console.print(f"written to {_m(out)}" + (f" and {_m(model_out)}" if model_out else "")
+                  + f" (twin simulate {_m(run_model)} --workload {_m(out)})")
     return 0
 
 
@@ -656,9 +664,9 @@ def cmd_run(args) -> int:
     console = _console(150)
     with _Progress(True) as bar:
         summary = run(args.experiment, out=args.out, progress=bar.update,
-                      say=lambda text: console.print(text, highlight=False))
+                      say=lambda text: console.print(text, highlight=False, markup=False))
     if summary.skipped:
-        console.print(f"resumed: {', '.join(summary.skipped)} already done", highlight=False)
+        console.print(f"resumed: {_m(', '.join(summary.skipped))} already done", highlight=False)
     from .spec import load_model
 
     tunables = load_model(summary.folder / "model.yaml").tunables
@@ -667,11 +675,11 @@ def cmd_run(args) -> int:
     for e in summary.schedule:
         params = "\n".join(f"{k}={_param(tunables.get(k), v)}" for k, v in (e["params"] or {}).items())
         t.add_row(e["apply_at"][:16].replace("T", " "), e["from"][:16].replace("T", " "),
-                  e["until"][:16].replace("T", " "), e["anchor"] or "-", params or "none: sweep needed",
+                  e["until"][:16].replace("T", " "), _m(e["anchor"] or "-"), _m(params or "none: sweep needed"),
                   f"{e['confidence']:.2f}")
     console.print(t)
     local = [f for f in ("policy.db", "studies.db") if (summary.folder / f).exists()]
-    console.print(f"run folder: {summary.folder} (report.html, schedule.csv{''.join(', ' + f for f in local)})",
+    console.print(f"run folder: {_m(summary.folder)} (report.html, schedule.csv{''.join(', ' + f for f in local)})",
                   highlight=False)
     return 0
 
