@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from .dburl import redact
-from .rundir import write_atomically, write_frame_atomically
+from .rundir import crash_point, write_atomically, write_frame_atomically
 from .spec import Problem, SpecError, SystemModel, load_model
 from .spec.experiment import Experiment, check_against_model, resolve_paths
 from .spec.explain import problems_from
@@ -105,23 +105,84 @@ def _key(*parts) -> str:
 
 
 class RunFolder:
-    """The run folder and the record of which stages are done, with which key."""
+    """The run folder and the record of which stages are done, with which key.  Use as a context
+    manager: the folder is locked against a second writer meanwhile.  A record or an output that
+    cannot be read (a crash, a disk filling up) counts as a stage not done: it runs again."""
 
-    def __init__(self, folder: Path):
-        from .rundir import MARKER, check_output_folder
+    def __init__(self, folder: Path, say: Callable[[str], None] = lambda text: None):
+        from .rundir import MARKER, check_output_folder, lock_run_folder
 
         self.path = check_output_folder(folder)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.say = say
+        self.lock = lock_run_folder(self.path)
         (self.path / MARKER).write_text("written by twin run; a rerun resumes from the stages done\n")
         self.state_path = self.path / "stages.json"
-        self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        self.state = {}
+        if self.state_path.is_file():
+            try:
+                self.state = json.loads(self.state_path.read_text())
+                if not isinstance(self.state, dict):
+                    raise ValueError("expected a mapping of stages")
+            except (ValueError, UnicodeDecodeError) as e:
+                say(f"{self.state_path}: unreadable ({_why(e)}); running every stage again")
+                self.state = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        from .rundir import unlock_run_folder
+
+        if self.lock is not None:
+            unlock_run_folder(self.lock)
+            self.lock = None
 
     def done(self, stage: str, key: str, *files: str) -> bool:
-        return self.state.get(stage, {}).get("key") == key and all((self.path / f).exists() for f in files)
+        record = self.state.get(stage)
+        if not isinstance(record, dict) or record.get("key") != key:
+            return False
+        for f in files:
+            problem = _unreadable(self.path / f)
+            if problem:
+                self.say(f"{stage}: {f} {problem}; running the stage again")
+                return False
+        return True
 
     def mark(self, stage: str, key: str, **info) -> None:
+        crash_point(f"written:{stage}")
         self.state[stage] = {"key": key, "done_at": datetime.now(timezone.utc).isoformat(), **info}
         write_atomically(self.state_path, json.dumps(self.state, indent=2))
+        crash_point(f"marked:{stage}")
+
+
+def _why(e: Exception) -> str:
+    return str(e).splitlines()[0].split(". ")[0][:160] if str(e) else type(e).__name__
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a stage's output cannot be used (missing, or not readable as what its name says), or None."""
+    if not path.is_file():
+        return "is missing"
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.read_table(path)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            yaml.safe_load(path.read_text())
+        else:
+            path.read_bytes()
+    except Exception as e:  # pyarrow, yaml and json have many kinds; any of them means: make it again
+        return f"is unreadable ({_why(e)})"
+    return None
 
 
 @dataclass
@@ -140,7 +201,11 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
     source = str(path)
     folder = Path(out) if out is not None else Path("runs") / exp.name
     check(exp, source)
-    rf = RunFolder(folder)
+    with RunFolder(folder, say) as rf:
+        return _run_stages(exp, source, rf, progress, say)
+
+
+def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress, say) -> RunSummary:
     skipped, ran, notes = [], [], []
     cfg = exp.model_dump(mode="json")
 
@@ -160,7 +225,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
     # 2. forecast -------------------------------------------------------------------------------
     k_forecast = _key("forecast", k_model, cfg["history"], cfg["forecast"], exp.seed,
                       *[_file_digest(p) for p in (exp.history.series, exp.history.events, exp.history.social)])
-    if rf.done("forecast", k_forecast, "forecast/profile.parquet"):
+    if rf.done("forecast", k_forecast, "forecast/profile.parquet", "forecast/history.parquet", "forecast/forecast.json"):
         skipped.append("forecast")
     else:
         say(f"forecast: {exp.forecast.model} over {exp.forecast.horizon} from {exp.history.series}")
@@ -222,7 +287,7 @@ def run(path: str | Path, *, out: str | Path | None = None, progress: Progress =
     if rf.done("policy", k_policy, "policy.json"):
         skipped.append("policy")
     else:
-        doc = _stage_policy(exp, model, regimes_doc, results, rf.path)
+        doc = _stage_policy(exp, model, regimes_doc, results, rf.path, key=_key(k_policy, str(rf.path.resolve())))
         write_atomically(rf.path / "policy.json", _dump(doc))
         rf.mark("policy", k_policy)
         ran.append("policy")
@@ -414,7 +479,8 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
             warm = warm[: exp.sweep.warm_start]
     url = storage_url(exp, folder)
     run_study(url, task, warm=warm, workers=exp.sweep.workers,
-              progress=lambda d, n: progress(f"sweep {regime['name']}", d, n))
+              progress=lambda d, n: progress(f"sweep {regime['name']}", d, n),
+              exclusive=not exp.sweep.storage)  # the run folder's own studies.db: locked with the folder
     result = finish(url, task, jobs=exp.sweep.workers,
                     progress=lambda d, n: progress(f"replications {regime['name']}", d, n))
     return {"regime": regime, "study": task.study, "storage": redact(url), "warm_start_from": source,
@@ -431,7 +497,11 @@ def _confidence(candidate: dict, constraints: dict) -> float:
     return replications_met(reps, constraints) / len(reps) if reps else 0.0
 
 
-def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, results: dict, folder: Path) -> dict:
+def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, results: dict, folder: Path,
+                  key: str | None = None) -> dict:
+    """Each regime's winner into the policy database.  With ``key`` (this run folder's policy
+    stage), a policy already stored under it is reused, so a rerun after a crash between storing
+    and marking the stage done adds no second version."""
     from .policy.store import PolicyStore, RunRecord
 
     out = []
@@ -449,7 +519,8 @@ def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, result
             confidence = _confidence(winner, r["constraints"])
             p = store.record(model=model.name, experiment=exp.name, regime=regime["name"],
                              load=regime["representative"], vector=regime["vector"], params=winner["params"],
-                             confidence=confidence, runs=runs)
+                             confidence=confidence, runs=runs, key=key)
+            crash_point("policy-stored")
             out.append({"regime": regime["name"], "stored": True, "version": p.version, "confidence": confidence,
                         "params": p.params})
     return {"db": redact(policy_url(exp, folder)), "policies": out}
@@ -528,15 +599,19 @@ def sweep_load(path: str | Path, load: dict, *, db: str, out: str | Path | None 
     """Sweep one load the policy database has no close neighbour for (what ``twin policy query
     --sweep EXPERIMENT`` does): the experiment's model, sweep settings and edge cases, the load as
     a regime of its own, the outcome stored in ``db``.  Returns the policy stored (or why not)."""
-    from .sweep.regimes import load_vector
-
     exp = load_experiment(path)
     exp = exp.model_copy(update={"policy": exp.policy.model_copy(update={"db": db})})
     folder = Path(out) if out is not None else Path("runs") / exp.name
     model = check(exp, str(path))
     if model is None:
         raise SpecError([Problem("model", "a sweep for one load needs a model file, not a calibration", str(path))])
-    rf = RunFolder(folder)
+    with RunFolder(folder) as rf:
+        return _sweep_load(exp, model, load, rf, progress)
+
+
+def _sweep_load(exp: Experiment, model: SystemModel, load: dict, rf: RunFolder, progress: Progress) -> dict:
+    from .sweep.regimes import load_vector
+
     rate = load["requests_per_s"]
     name = f"load-{rate:.4g}rps" + "".join(f"-{k[4:]}{v:.2g}" for k, v in sorted(load.items()) if k.startswith("mix_"))
     regime = {"name": name, "steps": 0, "share": 0.0, "representative": dict(load), "vector": load_vector(load)}

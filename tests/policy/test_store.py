@@ -21,7 +21,7 @@ def record(store, regime="regime-1", version_params=None, experiment="exp", mode
 
 def check_store(url):
     with PolicyStore(url) as store:
-        assert store.schema_version() == "0001"
+        assert store.schema_version() == "0002"
         first = record(store)
         assert first.version == 1 and first.params == {"workers": 8, "data_structure": "hash"}
         assert first.metrics["latency_p99_s"]["mean"] == 0.2

@@ -73,6 +73,7 @@ class PolicyRow(Base):
     parameter_set_id: Mapped[int] = mapped_column(ForeignKey("twin_parameter_sets.id"))
     confidence: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stage_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the run stage that stored it
 
 
 @dataclass(frozen=True)
@@ -159,19 +160,34 @@ class PolicyStore:
         return found
 
     def record(self, *, model: str, experiment: str, regime: str, load: dict, vector: dict, params: dict,
-               confidence: float, runs: list[RunRecord]) -> Policy:
+               confidence: float, runs: list[RunRecord], key: str | None = None) -> Policy:
         """Store a regime's outcome in one transaction: its profile, every run, and the policy
-        (the next version for this model, experiment and regime)."""
+        (the next version for this model, experiment and regime).  With ``key`` (the run stage
+        storing it), a policy of this regime already stored under the same key is returned as it
+        is: a rerun of a stage that was killed after storing adds no second version."""
         for attempt in range(5):
             try:
+                if key is not None:
+                    found = self._stored(model, experiment, regime, key)
+                    if found is not None:
+                        return found
                 return self._record(model=model, experiment=experiment, regime=regime, load=load, vector=vector,
-                                    params=params, confidence=confidence, runs=runs)
+                                    params=params, confidence=confidence, runs=runs, key=key)
             except sa.exc.IntegrityError:  # another writer took this version (or parameter set) meanwhile
                 if attempt == 4:
                     raise TwinError(f"policy db: could not store {experiment}/{regime} after 5 tries; other writers "
                                     f"keep taking its next version") from None
 
-    def _record(self, *, model, experiment, regime, load, vector, params, confidence, runs) -> Policy:
+    def _stored(self, model: str, experiment: str, regime: str, key: str) -> Policy | None:
+        with Session(self.engine) as session:
+            row = session.scalar(select(PolicyRow.id).where(
+                PolicyRow.model == model, PolicyRow.experiment == experiment, PolicyRow.regime == regime,
+                PolicyRow.stage_key == key).order_by(PolicyRow.version.desc()).limit(1))
+        if row is None:
+            return None
+        return next(p for p in self.policies(model=model, latest=False) if p.id == row)
+
+    def _record(self, *, model, experiment, regime, load, vector, params, confidence, runs, key=None) -> Policy:
         now = datetime.now(timezone.utc)
         with Session(self.engine) as session, session.begin():
             profile = Profile(name=f"{experiment}/{regime}", load=load, vector=vector, created_at=now)
@@ -185,7 +201,7 @@ class PolicyStore:
             version = (session.scalar(select(func.max(PolicyRow.version)).where(
                 PolicyRow.model == model, PolicyRow.experiment == experiment, PolicyRow.regime == regime)) or 0) + 1
             row = PolicyRow(model=model, experiment=experiment, regime=regime, version=version, profile_id=profile.id,
-                            parameter_set_id=chosen.id, confidence=float(confidence), created_at=now)
+                            parameter_set_id=chosen.id, confidence=float(confidence), created_at=now, stage_key=key)
             session.add(row)
             session.flush()
             chosen_metrics = next((r.metrics for r in runs if r.params == params and r.source == "twin"), {})
