@@ -245,8 +245,10 @@ PROFILE_CSV = "timestamp,requests_per_s\n2026-03-02T08:00:00Z,10\n2026-03-02T09:
      "--out {profile}/run: cannot write here ({profile} is not a folder)"),
 ])
 def test_bad_paths_and_values_are_refused_before_any_work(tmp_path, capsys, monkeypatch, args, message):
+    import twin.calibrate.calibrate  # noqa: F401  (imported first: they bind run_replications on import,
     import twin.pipeline
     import twin.sim
+    import twin.validation.suite  # noqa: F401  and must keep the real one after this test)
 
     def work(*a, **k):
         raise AssertionError("the work began before its inputs and outputs were checked")
