@@ -183,7 +183,8 @@ def test_twin_sweep_worker_killed_anywhere_loses_nothing(tmp_path):
     model = load_model(tmp_path / "mmc.yaml")
     sweep = Sweep(minimize=["latency_mean_s"], trials=6, window=300, warmup=30)  # pruned on a partial window
     task = SweepTask(study="crash", model=model.model_dump(by_alias=True),
-                     profile=window_profile({"requests_per_s": 16.0}, sweep.window), settings=sweep.model_dump(), seed=1)
+                     profile=window_profile({"requests_per_s": 16.0}, sweep.window), settings=sweep.model_dump(),
+                     seed=1)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     create_study(url, task)
     args = ["sweep", "--storage", url, "--study", "crash", "--worker", "--worker-index", 0]

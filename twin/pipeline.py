@@ -3,9 +3,9 @@
 
 Each stage writes its result into the run folder and records, in ``stages.json``, a key made
 from its part of the experiment and the keys of the stages before it.  A rerun skips every stage
-whose key is unchanged and whose files are there, so an interrupted run resumes where it stopped
-(a sweep goes on from the trials its study already holds), and a changed setting reruns its stage
-and those after it.  Everything that can be checked before work starts is checked first: the
+whose key is unchanged and whose files are there and readable, so an interrupted run (even one
+killed) resumes where it stopped (a sweep goes on from the trials its study already holds), and
+a changed setting reruns its stage and those after it.  The folder is locked while a run writes it.  Everything that can be checked before work starts is checked first: the
 experiment's keys and bounds, the model and its tunables, the metrics named, the edge cases, and
 that the study storage and the policy database can be opened.
 """
@@ -225,7 +225,8 @@ def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress,
     # 2. forecast -------------------------------------------------------------------------------
     k_forecast = _key("forecast", k_model, cfg["history"], cfg["forecast"], exp.seed,
                       *[_file_digest(p) for p in (exp.history.series, exp.history.events, exp.history.social)])
-    if rf.done("forecast", k_forecast, "forecast/profile.parquet", "forecast/history.parquet", "forecast/forecast.json"):
+    outputs = [f"forecast/{f}" for f in ("profile.parquet", "history.parquet", "forecast.json")]
+    if rf.done("forecast", k_forecast, *outputs):
         skipped.append("forecast")
     else:
         say(f"forecast: {exp.forecast.model} over {exp.forecast.horizon} from {exp.history.series}")
