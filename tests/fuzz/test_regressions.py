@@ -97,3 +97,41 @@ def test_a_load_profile_cell_that_is_not_a_number_is_named(tmp_path):
     path.write_text("timestamp,requests_per_s,mix_get\n2026-01-01T00:00:00Z,1,1\n2026-01-01T00:05:00Z,1,a\n")
     with pytest.raises(LoadError, match=r"mix_get at 2026-01-01 00:05:00\+00:00: expected a number, got 'a'"):
         workload(read_profile(path), model, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("format", ["nginx", "apache"])
+def test_an_access_log_latency_of_years_is_a_malformed_line(tmp_path, format):
+    from twin.traces.accesslog import read_access_log
+    from twin.traces.schema import TraceError
+
+    fmt = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent $request_time'
+           if format == "nginx" else '%h %l %u %t "%r" %>s %b %D')
+    path = tmp_path / "access.log"
+    fine = "0.5" if format == "nginx" else "500000"
+    path.write_text(f'127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 2326 {fine}\n'
+                    '127.0.0.1 - - [10/Oct/2000:13:55:37 -0700] "GET /a HTTP/1.1" 200 2326 99999999999999999999999\n')
+    with pytest.raises(TraceError, match=r"access.log: 1 malformed line\(s\) \(lines 2\)"):
+        read_access_log(path, format=fmt)
+    frame, report = read_access_log(path, format=fmt, keep_going=True)
+    assert len(frame) == 1 and report.malformed == 1
+
+
+@pytest.mark.parametrize("status", ["99999999999999999999", "1e300", "-1"])
+def test_a_request_log_status_out_of_range_is_unreadable(tmp_path, status):
+    from twin.traces.requestlog import read_request_log
+    from twin.traces.schema import TraceError
+
+    path = tmp_path / "requests.csv"
+    path.write_text(f"ts,status\n2024-01-01T10:00:01+01:00,{status}\n2024-01-01T10:00:02+01:00,200\n")
+    with pytest.raises(TraceError, match=r"requests.csv: 1 line\(s\) with an unreadable status \(first at line 2\)"):
+        read_request_log(path, columns={"timestamp": "ts"})
+
+
+def test_an_event_outside_the_representable_years_is_named(tmp_path):
+    from twin.forecast.covariates import CovariateError, read_events
+
+    path = tmp_path / "events.yaml"
+    path.write_text("- {type: launch, start: '026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z'}\n")
+    with pytest.raises(CovariateError, match=r"events.yaml: event 1: start '026-01-01T00:00:00Z' is outside the "
+                                             r"years 1678-2261"):
+        read_events(path)

@@ -245,7 +245,9 @@ def _event(row: dict, where: str, zone: str | None) -> dict:
 def _instant(value, what: str, where: str, zone: str | None) -> pd.Timestamp:
     text = "" if value is None else str(value).strip()
     try:
-        t = pd.Timestamp(text) if text else pd.NaT
+        t = pd.Timestamp(text).as_unit("ns") if text else pd.NaT
+    except pd.errors.OutOfBoundsDatetime:
+        raise CovariateError(f"{where}: {what} {text!r} is outside the years 1678-2261") from None
     except (ValueError, TypeError):
         t = pd.NaT
     if t is pd.NaT:

@@ -42,6 +42,7 @@ _NUMBER, _SECONDS = r"\d+", r"\d+(?:\.\d+)?"
 _UPSTREAM = r"(?:-|\d+(?:\.\d+)?)(?:\s*[,:]\s*(?:-|\d+(?:\.\d+)?))*"
 # Latency fields and their unit; a format with several uses the first here (the handler's own time).
 _LATENCY_S = {"lat_us": 1e-6, "lat_ms": 1e-3, "lat_s": 1.0, "upstream_s": 1.0}
+MAX_LATENCY_S = 1e6
 _ID = re.compile(r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
                  r"|[0-9a-fA-F]{16,}")
 _METHOD = re.compile(r"[A-Za-z][A-Za-z_-]*")
@@ -263,6 +264,9 @@ def _convert(chunk: _Chunk, fmt: LogFormat, names: list[str], parser: TimestampP
     latency = number(fmt.latency) * _LATENCY_S[fmt.latency] if fmt.latency else np.full(n, np.nan)
     # written to the second only? (Common Log Format, $time_local): then arrivals are that coarse
     chunk.whole_seconds = bool((ts.dropna().astype("int64") % 10**9 == 0).all())
+    if fmt.latency:  # a latency of MAX_LATENCY_S (11 days) or more is no request's: the line is malformed
+        absurd = ~(np.nan_to_num(latency) < MAX_LATENCY_S)
+        ts, latency = ts.mask(absurd), np.where(absurd, np.nan, latency)
     if fmt.at_end and fmt.latency:  # logged at the end: the request arrived one latency earlier
         ts = ts - pd.to_timedelta(np.nan_to_num(latency), unit="s")
     users = f.get("user", ())

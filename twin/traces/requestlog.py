@@ -296,7 +296,7 @@ def _chunk_to_contract(raw: pd.DataFrame, mapping: dict[str, str], *, first: int
                 num = num * latency_factor
             bad = col.notna() & num.isna()
             if name == "status":
-                bad |= num.notna() & (num != num.round())
+                bad |= num.notna() & ((num != num.round()) | (num < 0) | (num > 999))
             masks[f"an unreadable {name}"] = bad.to_numpy()
             out[name] = num
     if "error" in mapping:
