@@ -150,7 +150,8 @@ def apply_overrides(model: SystemModel, sets: Iterable[str], *, source: str = "-
             value, _ = parse_yaml(text, source)
         except TwinError:
             shown = text if len(text) <= 60 else text[:57] + "..."
-            raise SpecError([Problem(path.strip(), f"expected a YAML value after '=', got {shown!r}", source)]) from None
+            problem = Problem(path.strip(), f"expected a YAML value after '=', got {shown!r}", source)
+            raise SpecError([problem]) from None
         data = set_path(data, path.strip(), value, source=source)
     return validate_model(data, source=source)
 
