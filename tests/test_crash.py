@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,7 @@ def completed_trials(db) -> dict:
     """{(study, trial number): (params, values)} of the complete trials in a studies.db."""
     if not db.exists():
         return {}
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(db)) as conn:  # not read-only: it may roll back a killed writer's journal
         rows = conn.execute("SELECT s.study_name, t.number, t.trial_id FROM trials t JOIN studies s "
                             "ON s.study_id = t.study_id WHERE t.state = 'COMPLETE'").fetchall()
         out = {}
@@ -134,7 +135,7 @@ def completed_trials(db) -> dict:
 def policy_versions(db) -> dict:
     if not db.exists():
         return {}
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(db)) as conn:  # not read-only: it may roll back a killed writer's journal
         try:
             return dict(conn.execute("SELECT regime, count(*) FROM twin_policies GROUP BY regime").fetchall())
         except sqlite3.OperationalError:  # killed before the schema was made
@@ -200,7 +201,7 @@ def test_twin_sweep_worker_killed_anywhere_loses_nothing(tmp_path):
     assert rc == 0, stderr
     done = completed_trials(tmp_path / "studies.db")
     check_nothing_lost(trials, done)
-    with sqlite3.connect(f"file:{tmp_path / 'studies.db'}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(tmp_path / "studies.db")) as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall())
     assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 6 and "RUNNING" not in states, states
     assert states.get("FAIL", 0) >= len(WORKER_POINTS) - 1  # the trials the killed workers left: failed, run again
