@@ -61,7 +61,7 @@ class _Progress:
         if self.bar is None:
             return
         if label not in self.tasks:
-            self.tasks[label] = self.bar.add_task(label, total=total)
+            self.tasks[label] = self.bar.add_task(_m(label), total=total)  # a study's name is text, not markup
         self.bar.update(self.tasks[label], completed=done)
 
 
@@ -363,6 +363,9 @@ def _check_writable(path: Path, flag: str | None = None) -> None:
     import tempfile
 
     where = f"{flag} {path}" if flag else f"{path}"
+    blocker = next((a for a in path.absolute().parents if a.exists() and not a.is_dir()), None)
+    if blocker is not None:  # mkdir would say only "File exists"
+        raise TwinError(f"{where}: cannot write here ({blocker} is not a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
@@ -409,9 +412,22 @@ def _check_input(path: Path, flag: str) -> None:
         raise TwinError(f"{flag} {path}: cannot read it ({e.strerror or e})") from None
 
 
+def _check_data_file(path: Path, flag: str, what: str) -> None:
+    """``_check_input``, and the file holds something: an empty one is a mistake, never "no data"."""
+    _check_input(path, flag)
+    if Path(path).stat().st_size == 0:
+        raise TwinError(f"{flag} {path}: is empty, expected {what}")
+
+
 def _forecast_inputs(args, *, extend=True):
+    """The history and covariates; each input file is checked first, named by its flag."""
     from .forecast.run import load_inputs
 
+    for path, flag, what in ((args.series, "SERIES", "a history or a trace"),
+                             (args.events, "--events", "an events calendar"),
+                             (args.social, "--social", "posts or a mention-count series")):
+        if path is not None:
+            _check_data_file(path, flag, what)
     return load_inputs(args.series, value_column=args.value_column, target=args.target, time_zone=args.time_zone,
                        events=args.events, holidays=args.holidays, horizon=args.horizon, extend=extend,
                        social=args.social, trace_step=args.trace_step, counts=args.counts)
@@ -422,10 +438,10 @@ def cmd_forecast_backtest(args) -> int:
     from rich.table import Table
 
     from .forecast.run import DEFAULT_MODELS, run_backtest, selection, steps, write_backtest
-    from .rundir import atomic_directory, check_output_folder
+    from .rundir import atomic_directory
 
     if args.out:
-        check_output_folder(args.out)
+        _check_out_folder(args.out, "--out")
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     step = steps(args.step, inputs.history, "--step") if args.step else None
@@ -443,7 +459,7 @@ def cmd_forecast_backtest(args) -> int:
         return 0
     console = _console()
     for line in [*inputs.repairs.lines, *inputs.notes]:
-        console.print(f"[yellow]note[/yellow]: {line}")
+        console.print(f"[yellow]note[/yellow]: {_m(line)}")
     base = "seasonal_naive_daily" if "seasonal_naive_daily" in result.forecasters else result.forecasters[0]
     ratios = result.relative_to(base).set_index(["forecaster", "target"])["mase_ratio"]
     t = Table("model", "MASE", f"vs {base}", "sMAPE", "pinball", "80% cov.", "90% cov.", header_style="bold",
@@ -455,7 +471,7 @@ def cmd_forecast_backtest(args) -> int:
     if result.event_windows:
         t = Table("model", "window", "n", "MASE", "80% cov.", header_style="bold", title="inside / outside events")
         for r in result.by_event().itertuples():
-            t.add_row(r.forecaster, r.window, str(r.n), f"{r.mase:.3f}", f"{r.coverage_80:.3f}")
+            t.add_row(r.forecaster, _m(r.window), str(r.n), f"{r.mase:.3f}", f"{r.coverage_80:.3f}")
         console.print(t)
     if chosen is not None:
         sel, cal, srv = chosen.selection, chosen.scores, chosen.online_scores
@@ -468,9 +484,9 @@ def cmd_forecast_backtest(args) -> int:
                       f"{srv['mase']:.3f}, 80% coverage {srv['coverage_80']:.3f} on the same windows; chose "
                       + ", ".join(f"{n} {k}x" for n, k in picks.items()))
     for note in result.notes:
-        console.print(f"[yellow]note[/yellow]: {note}")
+        console.print(f"[yellow]note[/yellow]: {_m(note)}")
     if args.out:
-        console.print(f"written to {args.out}/ (report.html)")
+        console.print(f"written to {_m(args.out)}/ (report.html)", highlight=False)
     return 0
 
 
@@ -487,11 +503,11 @@ def cmd_forecast_fit(args) -> int:
     from .forecast import saved
     from .forecast.run import steps
 
+    out = Path(args.output)
+    _check_writable(out, "-o")  # before the fit, which may take minutes
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
-    out = Path(args.output)
-    _check_writable(out)
     history = inputs.history
     saved.save(out, fitted, model=name, recalibration=recal, horizon=horizon, trained_until=history.values.index[-1],
                step=history.step, targets=history.targets)
@@ -504,7 +520,7 @@ def cmd_forecast_fit(args) -> int:
 def cmd_forecast_predict(args) -> int:
     from .forecast import saved
     from .forecast.run import predict_profile, steps
-    from .rundir import atomic_directory, check_output_folder
+    from .rundir import atomic_directory
 
     if not (args.output or args.out):
         raise TwinError("forecast predict: say where the load profile goes: -o FILE.csv|.parquet or --out DIR")
@@ -512,9 +528,11 @@ def cmd_forecast_predict(args) -> int:
     if out is not None:
         if out.suffix.lower() not in (".csv", ".parquet"):
             raise TwinError(f"-o {out}: expected a .csv or .parquet file for the load profile")
-        _check_writable(out)
+        _check_writable(out, "-o")
     if args.out:
-        check_output_folder(args.out)
+        _check_out_folder(args.out, "--out")
+    if args.fitted:
+        _check_data_file(args.fitted, "--fitted", "a model saved by twin forecast fit")
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     if args.fitted:
@@ -691,47 +709,33 @@ def _param(tunable, value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def cmd_policy(args) -> int:
-    import json
+def _database_file(url, flag: str, *, create: bool = False) -> None:
+    """Before any work: a SQLite ``url`` given by ``flag`` names a database file, not a folder nor
+    an empty file (SQLite would make one a database); unless ``create``, one that exists."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    from rich.table import Table
+    from .dburl import database_url, existing_database, redact
 
-    from .dburl import existing_database, redact
-    from .policy.store import PolicyStore
+    database_url(url, flag, "runs/x/studies.db" if flag == "--storage" else "runs/x/policy.db")  # a scheme twin opens
+    if not create:
+        existing_database(url, flag)
+    if not url.startswith("sqlite"):
+        return
+    try:
+        path = make_url(url).database
+    except ArgumentError:
+        return  # malformed: the store's own check says how
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if Path(path).is_dir():
+        raise TwinError(f"{flag} {redact(url)}: {path} is a folder, expected a database file")
+    if Path(path).is_file() and Path(path).stat().st_size == 0 and not create:
+        raise TwinError(f"{flag} {redact(url)}: {path} is empty, not a database; twin run creates it")
 
-    console = _console()
-    if not (args.action == "query" and args.sweep):  # only a sweep writes; the others must not create it
-        existing_database(args.db, "--db")
-    with PolicyStore(args.db) as store:
-        policies = store.policies(model=args.model, latest=not args.all)
-        if args.action == "show":
-            t = Table("model", "experiment", "regime", "version", "confidence", "requests/s", "parameters", "stored",
-                      header_style="bold", title=f"policies in {redact(args.db)}")
-            for p in policies:
-                t.add_row(p.model, p.experiment, p.regime, str(p.version), f"{p.confidence:.2f}",
-                          f"{p.load.get('requests_per_s', float('nan')):.4g}",
-                          ", ".join(f"{k}={v}" for k, v in p.params.items()), p.created_at.strftime("%Y-%m-%d %H:%M"))
-            console.print(t)
-            return 0
-        if args.action == "export":
-            doc = {"policies": [p.to_dict() for p in policies], "runs": store.runs(model=args.model)}
-            text = json.dumps(doc, indent=2, default=str)
-            if args.output:
-                _write_atomically(Path(args.output), text)
-                console.print(f"{len(policies)} policies and {len(doc['runs'])} runs written to {args.output}")
-            else:
-                print(text)
-            return 0
-    # query
-    from .policy.engine import policy_for
-    from .spec import load_model
 
-    if not args.model_file:
-        raise TwinError("policy query: give the system model (--model-file MODEL.yaml): its tunables' domains "
-                        "shape the blend")
-    if args.rate is None:
-        raise TwinError("policy query: give the load to match with --rate (requests per second)")
-    model = load_model(args.model_file)
+def _query_load(args, model) -> dict:
+    """The load a ``policy query`` matches: --rate, --mix (as shares) and --burstiness."""
     load = {"requests_per_s": args.rate}
     for item in args.mix or []:
         name, _, share = item.partition("=")
@@ -749,9 +753,65 @@ def cmd_policy(args) -> int:
     load.update({k: v / total for k, v in load.items() if k.startswith("mix_")})  # shares, as profiles hold them
     if args.burstiness is not None:
         load["burstiness"] = args.burstiness
-    if args.all:
-        raise TwinError("policy query: --all is for show and export; a query blends the newest version of each "
-                        "regime")
+    return load
+
+
+def cmd_policy(args) -> int:
+    import json
+
+    from rich.table import Table
+
+    from .dburl import redact
+    from .policy.store import PolicyStore
+
+    console = _console()
+    if args.action == "query":  # everything a query needs, before the database is opened
+        if not args.model_file:
+            raise TwinError("policy query: give the system model (--model-file MODEL.yaml): its tunables' domains "
+                            "shape the blend")
+        if args.rate is None:
+            raise TwinError("policy query: give the load to match with --rate (requests per second)")
+        if args.all:
+            raise TwinError("policy query: --all is for show and export; a query blends the newest version of "
+                            "each regime")
+        _check_data_file(args.model_file, "--model-file", "a system model (YAML)")
+        if args.sweep:
+            _check_data_file(args.sweep, "--sweep", "an experiment config (YAML)")
+            if args.out:
+                _check_out_folder(args.out, "--out")
+        from .spec import load_model
+
+        model = load_model(args.model_file)
+        load = _query_load(args, model)
+    if args.action == "export" and args.output:
+        _check_writable(Path(args.output), "-o")
+    # only a sweep writes; the others must not create the database
+    _database_file(args.db, "--db", create=args.action == "query" and bool(args.sweep))
+    with PolicyStore(args.db) as store:
+        policies = store.policies(model=args.model, latest=not args.all)
+        if args.action == "show":
+            t = Table("model", "experiment", "regime", "version", "confidence", "requests/s", "parameters", "stored",
+                      header_style="bold", title=f"policies in {_m(redact(args.db))}")
+            for p in policies:
+                t.add_row(_m(p.model), _m(p.experiment), _m(p.regime), str(p.version), f"{p.confidence:.2f}",
+                          f"{p.load.get('requests_per_s', float('nan')):.4g}",
+                          _m(", ".join(f"{k}={v}" for k, v in p.params.items())),
+                          p.created_at.strftime("%Y-%m-%d %H:%M"))
+            console.print(t)
+            return 0
+        if args.action == "export":
+            doc = {"policies": [p.to_dict() for p in policies], "runs": store.runs(model=args.model)}
+            text = json.dumps(doc, indent=2, default=str)
+            if args.output:
+                _write_atomically(Path(args.output), text)
+                console.print(f"{len(policies)} policies and {len(doc['runs'])} runs written to {_m(args.output)}",
+                              highlight=False)
+            else:
+                print(text)
+            return 0
+    # query
+    from .policy.engine import policy_for
+
     d = policy_for(load, [p for p in policies if p.model == model.name], model, k=args.neighbours,
                    max_distance=args.max_distance)
     if d.params is None and args.sweep:
@@ -774,12 +834,12 @@ def cmd_policy(args) -> int:
         print(json.dumps(d.to_dict(), indent=2, default=str))
         return 0 if d.params is not None else 1
     if d.params is None:
-        console.print(f"no recommendation: {d.reason}", highlight=False)
+        console.print(f"no recommendation: {_m(d.reason)}", highlight=False)
         return 1
-    console.print(f"parameters: {', '.join(f'{k}={v}' for k, v in d.params.items())}", highlight=False)
-    console.print(f"confidence: {d.confidence:.2f} ({d.reason})", highlight=False)
+    console.print(f"parameters: {_m(', '.join(f'{k}={v}' for k, v in d.params.items()))}", highlight=False)
+    console.print(f"confidence: {d.confidence:.2f} ({_m(d.reason)})", highlight=False)
     for n in d.neighbours:
-        console.print(f"  {n['experiment']}/{n['regime']} v{n['version']}: distance {n['distance']:.3f}, "
+        console.print(f"  {_m(n['experiment'])}/{_m(n['regime'])} v{n['version']}: distance {n['distance']:.3f}, "
                       f"weight {n['weight']:.2f}, confidence {n['confidence']:.2f}", highlight=False)
     return 0
 
@@ -787,11 +847,11 @@ def cmd_policy(args) -> int:
 def cmd_sweep(args) -> int:
     from rich.table import Table
 
-    from .dburl import existing_database, redact
+    from .dburl import redact
     from .sweep.study import join_or_show
 
     console = _console()
-    existing_database(args.storage, "--storage")  # a worker or a listing must not create it
+    _database_file(args.storage, "--storage")  # a worker or a listing must not create it
     if args.worker:
         if not args.study:
             raise TwinError("--worker: name the study to join with --study (twin sweep --storage URL lists them)")
@@ -799,14 +859,15 @@ def cmd_sweep(args) -> int:
             index = args.worker_index if args.worker_index is not None else os.getpid()
             ran = join_or_show(args.storage, args.study, worker=True, worker_index=index,
                                progress=lambda d, n: bar.update(f"study {args.study}", d, n))
-        console.print(f"worker done: ran {ran} trial(s) of study {args.study}")
+        console.print(f"worker done: ran {ran} trial(s) of study {_m(args.study)}", highlight=False)
         return 0
     rows = join_or_show(args.storage, args.study)
     t = Table("study", "trials (complete/pruned/running/failed)", "objectives", "best feasible", "params",
-              header_style="bold", title=f"studies in {redact(args.storage)}")
+              header_style="bold", title=f"studies in {_m(redact(args.storage))}")
     for r in rows:
-        t.add_row(r["study"], "/".join(str(r["states"].get(k, 0)) for k in ("complete", "pruned", "running", "fail")),
-                  ", ".join(f"{d} {m}" for m, d in r["objectives"]), r["best"], r["params"])
+        states = "/".join(str(r["states"].get(k, 0)) for k in ("complete", "pruned", "running", "fail"))
+        t.add_row(_m(r["study"]), states,
+                  _m(", ".join(f"{d} {m}" for m, d in r["objectives"])), _m(r["best"]), _m(r["params"]))
     console.print(t)
     return 0
 
