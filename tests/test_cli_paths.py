@@ -168,3 +168,20 @@ def test_names_with_brackets_are_printed_as_written(tmp_path, capsys):
                                                                         n_trials=1)
     printed = cli("sweep", "--storage", storage)
     assert "st[/x]" in printed and "a[/x]=" in printed
+
+
+def test_a_progress_label_is_text(monkeypatch):
+    # twin sweep --worker --study NAME labels its progress bar with the name; on a terminal, rich read it as markup
+    import io
+    import sys
+
+    from twin.cli import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with _Progress(True) as bar:
+        bar.update("study st[/x]", 1, 2)
+    assert "study st[/x]" in sys.stderr.getvalue()
