@@ -276,7 +276,7 @@ def test_a_policy_db_of_the_first_schema_gains_the_stage_key(tmp_path):
                              "VALUES ('m', 'e', 'r', 1, 1, 1, 1.0, '2026-12-01 00:00:00')"))
     engine.dispose()
     with PolicyStore(url) as store:
-        assert store.schema_version() == "0002"
+        assert store.schema_version() == "0003"
         p = store.record(model="m", experiment="e", regime="r", load={}, vector={}, params={"workers": 2},
                          confidence=1.0, runs=[], key="stage-a")
         assert p.version == 2 and len(store.policies(latest=False)) == 2

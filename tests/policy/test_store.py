@@ -16,13 +16,15 @@ def record(store, regime="regime-1", version_params=None, experiment="exp", mode
                         runs=[RunRecord(params, {"latency_p99_s": {"mean": 0.2, "ci_low": 0.18, "ci_high": 0.22}},
                                         [0, 1, 2], "exp.regime-1", 4),
                               RunRecord({"workers": 4, "data_structure": "list"}, {"latency_p99_s": {"mean": 0.9}},
-                                        [0, 1, 2], "exp.regime-1", 7)])
+                                        [0, 1, 2], "exp.regime-1", 7)],
+                        constraints={"latency_p99_s": 0.25})
 
 
 def check_store(url):
     with PolicyStore(url) as store:
-        assert store.schema_version() == "0002"
+        assert store.schema_version() == "0003"
         first = record(store)
+        assert first.constraints == {"latency_p99_s": 0.25}
         assert first.version == 1 and first.params == {"workers": 8, "data_structure": "hash"}
         assert first.metrics["latency_p99_s"]["mean"] == 0.2
         second = record(store, version_params={"workers": 10, "data_structure": "hash"})
@@ -33,6 +35,7 @@ def check_store(url):
         assert len(store.runs(model="shop")) == 4
     with PolicyStore(url) as again:  # reopening finds the schema current and the rows there
         assert len(again.policies(model="shop", latest=False)) == 2
+        assert again.policies(model="shop")[0].constraints == {"latency_p99_s": 0.25}  # kept with the policy
 
 
 def test_sqlite_store(tmp_path):

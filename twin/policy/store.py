@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,6 +74,7 @@ class PolicyRow(Base):
     confidence: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     stage_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the run stage that stored it
+    constraints: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the sweep's: metric -> upper bound
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,13 @@ class Policy:
     vector: dict
     metrics: dict  # the chosen parameters' replicated metrics (mean, ci_low, ci_high per metric)
     created_at: datetime
+    constraints: dict = field(default_factory=dict)  # the sweep's (metric -> upper bound); {} if not stored
 
     def to_dict(self) -> dict:
         return {"id": self.id, "model": self.model, "experiment": self.experiment, "regime": self.regime,
                 "version": self.version, "confidence": self.confidence, "params": self.params, "load": self.load,
-                "vector": self.vector, "metrics": self.metrics, "created_at": self.created_at.isoformat()}
+                "vector": self.vector, "metrics": self.metrics, "constraints": self.constraints,
+                "created_at": self.created_at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,11 @@ class PolicyStore:
         return found
 
     def record(self, *, model: str, experiment: str, regime: str, load: dict, vector: dict, params: dict,
-               confidence: float, runs: list[RunRecord], key: str | None = None) -> Policy:
+               confidence: float, runs: list[RunRecord], key: str | None = None,
+               constraints: dict | None = None) -> Policy:
         """Store a regime's outcome in one transaction: its profile, every run, and the policy
-        (the next version for this model, experiment and regime).  With ``key`` (the run stage
+        (the next version for this model, experiment and regime) with the sweep's ``constraints``
+        (metric -> upper bound), which the engine checks its answers against.  With ``key`` (the run stage
         storing it), a policy of this regime already stored under the same key is returned as it
         is: a rerun of a stage that was killed after storing adds no second version."""
         for attempt in range(5):
@@ -172,7 +177,8 @@ class PolicyStore:
                     if found is not None:
                         return found
                 return self._record(model=model, experiment=experiment, regime=regime, load=load, vector=vector,
-                                    params=params, confidence=confidence, runs=runs, key=key)
+                                    params=params, confidence=confidence, runs=runs, key=key,
+                                    constraints=constraints)
             except sa.exc.IntegrityError:  # another writer took this version (or parameter set) meanwhile
                 if attempt == 4:
                     raise TwinError(f"policy db: could not store {experiment}/{regime} after 5 tries; other writers "
@@ -187,7 +193,8 @@ class PolicyStore:
             return None
         return next(p for p in self.policies(model=model, latest=False) if p.id == row)
 
-    def _record(self, *, model, experiment, regime, load, vector, params, confidence, runs, key=None) -> Policy:
+    def _record(self, *, model, experiment, regime, load, vector, params, confidence, runs, key=None,
+                constraints=None) -> Policy:
         now = datetime.now(timezone.utc)
         with Session(self.engine) as session, session.begin():
             profile = Profile(name=f"{experiment}/{regime}", load=load, vector=vector, created_at=now)
@@ -201,12 +208,13 @@ class PolicyStore:
             version = (session.scalar(select(func.max(PolicyRow.version)).where(
                 PolicyRow.model == model, PolicyRow.experiment == experiment, PolicyRow.regime == regime)) or 0) + 1
             row = PolicyRow(model=model, experiment=experiment, regime=regime, version=version, profile_id=profile.id,
-                            parameter_set_id=chosen.id, confidence=float(confidence), created_at=now, stage_key=key)
+                            parameter_set_id=chosen.id, confidence=float(confidence), created_at=now, stage_key=key,
+                            constraints=dict(constraints) if constraints else None)
             session.add(row)
             session.flush()
             chosen_metrics = next((r.metrics for r in runs if r.params == params and r.source == "twin"), {})
             return Policy(row.id, model, experiment, regime, version, float(confidence), dict(chosen.params), load,
-                          vector, chosen_metrics, now)
+                          vector, chosen_metrics, now, dict(constraints or {}))
 
     # -- reads -------------------------------------------------------------------------------
     def policies(self, *, model: str | None = None, latest: bool = True) -> list[Policy]:
@@ -223,7 +231,8 @@ class PolicyStore:
                 Run.profile_id.in_(profiles))).all() if profiles else []
         metrics = {(r.profile_id, r.parameter_set_id): r.metrics for r in runs if r.source == "twin"}
         out = [Policy(p.id, p.model, p.experiment, p.regime, p.version, p.confidence, ps.params, pr.load, pr.vector,
-                      metrics.get((pr.id, ps.id), {}), _aware(p.created_at)) for p, ps, pr in rows]
+                      metrics.get((pr.id, ps.id), {}), _aware(p.created_at), dict(p.constraints or {}))
+               for p, ps, pr in rows]
         if latest:
             newest: dict[tuple, Policy] = {}
             for p in out:
