@@ -135,3 +135,13 @@ def test_an_event_outside_the_representable_years_is_named(tmp_path):
     with pytest.raises(CovariateError, match=r"events.yaml: event 1: start '026-01-01T00:00:00Z' is outside the "
                                              r"years 1678-2261"):
         read_events(path)
+
+
+def test_a_history_spanning_billions_of_steps_is_refused(tmp_path):
+    from twin.forecast.series import SeriesError, read_series_csv, regularize
+
+    path = tmp_path / "history.csv"
+    path.write_text("timestamp,value\n2017-11-01T00:00:00Z,1\n2017-11-01T00:00:01Z,1\n2262-04-11T00:00:00Z,1\n")
+    with pytest.raises(SeriesError, match=r"the history spans 7713792001 steps of 1 s from 2017-11-01 00:00:00 UTC "
+                                          r"to 2262-04-11 00:00:00 UTC; at most 5000000 fit"):
+        regularize(read_series_csv(path))

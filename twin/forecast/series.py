@@ -258,6 +258,9 @@ def infer_step(ns: np.ndarray) -> pd.Timedelta:
     return pd.Timedelta(int(diffs[np.argmax(n)]), unit="ns")  # ties: the shortest
 
 
+MAX_GRID_STEPS = 5_000_000  # about ten years of minutes
+
+
 def _on_grid(frame: pd.DataFrame, step: pd.Timedelta, log: _Log) -> tuple[pd.DataFrame, np.ndarray]:
     """The frame on the grid first timestamp + k steps, and which grid steps had no row."""
     ns, step_ns = frame.index.asi8, step.value
@@ -269,6 +272,10 @@ def _on_grid(frame: pd.DataFrame, step: pd.Timedelta, log: _Log) -> tuple[pd.Dat
         bins = ns[0] + (ns - ns[0]) // step_ns * step_ns
         frame = frame.groupby(pd.to_datetime(bins, unit="ns", utc=True)).mean()
         ns = frame.index.asi8
+    steps = (int(ns[-1]) - int(ns[0])) // step_ns + 1
+    if steps > MAX_GRID_STEPS:
+        raise SeriesError(f"the history spans {steps} steps of {duration_text(step)} from {_at(frame.index[0])} to "
+                          f"{_at(frame.index[-1])}; at most {MAX_GRID_STEPS} fit (a stray timestamp? a step too short?)")
     grid = pd.DatetimeIndex(pd.to_datetime(np.arange(ns[0], ns[-1] + 1, step_ns), unit="ns", utc=True),
                             name="timestamp")
     return frame.reindex(grid), ~grid.isin(frame.index)
