@@ -9,6 +9,8 @@ from tests.test_cli import SHOP, run_cli
 
 SERIES_CSV = "timestamp,value\n" + "".join(f"2026-03-{2 + h // 24:02d} {h % 24:02d}:00:00,{50 + h % 24 + h * 7 % 5}\n"
                                            for h in range(24 * 5))
+TRACE_CSV = "timestamp,class,latency_s\n" + "".join(f"2026-03-{2 + h // 24:02d}T{h % 24:02d}:30:00Z,browse,0.1\n"
+                                                    for h in range(24 * 3))
 EXPERIMENT = ROOT / "experiments" / "quickstart.yaml"
 
 
@@ -18,10 +20,11 @@ def files(tmp_path):
     {full}: a folder that is not a run folder; {tmp}: the folder itself."""
     (tmp_path / "series.csv").write_text(SERIES_CSV)
     (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "trace.csv").write_text(TRACE_CSV)
     (tmp_path / "x.db").write_text("not empty")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    names = {"series": "series.csv", "empty": "empty.csv", "db": "x.db", "full": "full"}
+    names = {"series": "series.csv", "empty": "empty.csv", "db": "x.db", "full": "full", "trace": "trace.csv"}
 
     def fill(text):
         text = str(text).replace("{tmp}", str(tmp_path))
@@ -73,6 +76,8 @@ QUERY = ["policy", "query", "--db", "sqlite:///{db}", "--model-file", SHOP, "--r
     ([*BT, "--windows", "-1"], "argument --windows: expected a whole number >= 1, got '-1'"),
     ([*BT, "--windows", "nan"], "argument --windows: expected a whole number >= 1, got 'nan'"),
     ([*BT, "--seed", "-3"], "argument --seed: expected a whole number >= 0"),
+    ([*BT, "--target", "[/x]"], "argument --target: expected a name of letters, digits and _"),
+    ([*BT, "--target", ""], "argument --target: expected a name"),
     ([*PREDICT, "--calibration-windows", "0", "-o", "{tmp}/p.csv"], "argument --calibration-windows: expected"),
     (["policy", "show", "--db", "foo://x/y"], "--db 'foo://x/y': unsupported scheme 'foo'"),
     (["policy", "show", "--db", "policy.db"], "--db 'policy.db': expected a database URL"),
@@ -115,6 +120,12 @@ def test_bad_paths_and_values_are_refused_before_any_work(files, tmp_path, capsy
     (["--horizon", "-1"], "--horizon: -1 is shorter than the history's step"),
     (["--step", "inf"], "--step: expected a duration"),
     (["--windows", str(10**15)], f"too short for {10**15} windows"),
+    (["--trace-step", "nan"], "--trace-step: 'nan' must be a positive duration"),
+    (["--trace-step=-5min"], "--trace-step: '-5min' must be a positive duration"),
+    (["--trace-step", "soon"], "--trace-step: 'soon' is not a duration"),
+    # a nanosecond step would ask for petabytes of memory; a millisecond is still too many steps
+    (["--trace-step", "1ns"], "--trace-step: 1ns cuts {trace}'s 3.0 days into 255,600,000,000,000 steps, more than"),
+    (["--trace-step", "1ms"], "--trace-step: 1ms cuts {trace}'s 3.0 days into 255,600,000 steps"),
 ])
 def test_bad_settings_are_named_before_any_model_is_fitted(files, capsys, monkeypatch, args, message):
     from twin.forecast.baselines import SeasonalNaive
@@ -123,7 +134,8 @@ def test_bad_settings_are_named_before_any_model_is_fitted(files, capsys, monkey
         raise AssertionError("a model was fitted before the settings were checked")
 
     monkeypatch.setattr(SeasonalNaive, "fit", fit)
-    code, err = run_cli(capsys, *map(files, [*BT, "--models", "seasonal_naive_daily", *args]))
+    series = ["forecast", "backtest", "{trace}"] if args[0].startswith("--trace-step") else BT
+    code, err = run_cli(capsys, *map(files, [*series, "--models", "seasonal_naive_daily", *args]))
     assert code == 2 and "Traceback" not in err and files(message) in err, err
     assert len(err.strip().splitlines()) == 1, err
 

@@ -463,7 +463,7 @@ def cmd_forecast_backtest(args) -> int:
     base = "seasonal_naive_daily" if "seasonal_naive_daily" in result.forecasters else result.forecasters[0]
     ratios = result.relative_to(base).set_index(["forecaster", "target"])["mase_ratio"]
     t = Table("model", "MASE", f"vs {base}", "sMAPE", "pinball", "80% cov.", "90% cov.", header_style="bold",
-              title=f"{len(result.origins)} windows x {horizon} steps ahead, {args.target}")
+              title=f"{len(result.origins)} windows x {horizon} steps ahead, {_m(args.target)}")
     for r in result.summary().itertuples():
         t.add_row(r.forecaster, f"{r.mase:.3f}", f"{ratios.get((r.forecaster, r.target), float('nan')):.3f}",
                   f"{r.smape:.2f}", f"{r.pinball:.4g}", f"{r.coverage_80:.3f}", f"{r.coverage_90:.3f}")
@@ -896,6 +896,16 @@ def cmd_loadshape(args) -> int:
     return 0
 
 
+def _column_name(text):
+    """An argparse type: a name for the forecast's values, as the load profile's column heads it."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"expected a name of letters, digits and _ (at most 64), such as "
+                                         f"requests_per_s, got {text!r}")
+    return text
+
+
 def _series_arguments(p):
     p.add_argument("series", type=Path, metavar="SERIES.csv",
                    help="history: a time column and one value column (NAB, Microsoft or Prophet layout), or "
@@ -904,7 +914,8 @@ def _series_arguments(p):
                    help="SERIES is a request trace (log, spans, CSV/Parquet): forecast requests/s, data volume and "
                         "concurrency per STEP (e.g. 5min), and give the profile its class mix and burstiness")
     p.add_argument("--value-column", help="which column to forecast when there are several")
-    p.add_argument("--target", default="requests_per_s", help="what the values are (default requests_per_s)")
+    p.add_argument("--target", type=_column_name, default="requests_per_s",
+                   help="what the values are (default requests_per_s)")
     p.add_argument("--counts", action="store_true",
                    help="the values are counts per step (e.g. requests per 5 minutes): forecast them as per-second "
                         "rates")

@@ -23,7 +23,8 @@ from .baselines import SeasonalNaive, StatsBaseline
 from .covariates import build_covariates, read_events, read_posts
 from .events import EventAdjusted, event_columns
 from .select import Ensemble, Selection, clearly_better, online, select, window_scores
-from .series import Repairs, duration_text, history_from_trace, read_series_csv, regularize, season_check
+from .series import (Repairs, SeriesError, duration_text, history_from_trace, positive_duration, read_series_csv,
+                     regularize, season_check)
 
 
 def _lstm(horizon: int) -> Forecaster:
@@ -60,14 +61,16 @@ AUTO = "auto"
 
 #: What a user wrote for each setting, by name: the CLI's flags; ``twin run`` passes ``FIELDS``.
 FLAGS = {"model": "--model", "models": "--models", "horizon": "--horizon",
-         "calibration_windows": "--calibration-windows"}
+         "calibration_windows": "--calibration-windows", "trace_step": "--trace-step"}
 #: The same settings as an experiment's config fields.
 FIELDS = {"model": "forecast.model", "models": "forecast.model", "horizon": "forecast.horizon",
-          "calibration_windows": "forecast.calibration_windows"}
+          "calibration_windows": "forecast.calibration_windows", "trace_step": "history.trace_step"}
 #: Shortest history forecast: the 5% and 95% quantiles come from past errors, which need 20 or more.
 MIN_HISTORY_STEPS = 24
 #: Longest horizon, in steps, whatever the history's length (which also bounds it).
 MAX_HORIZON_STEPS = 10_000
+#: Longest history a trace is cut into (a tiny step on a long trace would not fit in memory).
+MAX_TRACE_STEPS = 500_000
 
 
 def _problem(label: str, message: str) -> SpecError:
@@ -227,8 +230,19 @@ def load_inputs(series: Path, *, value_column: str | None, target: str, time_zon
     if trace_step:
         from ..traces import read_traces
 
+        try:
+            step = positive_duration(trace_step, "step")
+        except SeriesError as e:  # before the trace is read
+            raise _problem(labels["trace_step"], str(e).removeprefix("step=")) from None
         full, _ = read_traces([series])
         trace = full[full["parent_id"].isna()] if "parent_id" in full else full
+        ts = trace["timestamp"] if "timestamp" in trace else None
+        if ts is not None and isinstance(ts.dtype, pd.DatetimeTZDtype) and ts.notna().any():
+            n = (ts.max() - ts.min()) / step
+            if n > MAX_TRACE_STEPS:
+                span = duration_text(ts.max() - ts.min())
+                raise _problem(labels["trace_step"], f"{trace_step} cuts {series}'s {span} into {n:,.0f} steps, "
+                                                     f"more than {MAX_TRACE_STEPS:,}; use a longer step")
         history, repairs = history_from_trace(trace, step=trace_step)
     else:
         frame = read_series_csv(series, value_columns=[value_column] if value_column else None, time_zone=time_zone)
