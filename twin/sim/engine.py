@@ -274,7 +274,6 @@ class _Engine:
         services, cost = {}, 0.0
         for name, s in m.services.items():
             node = self.nodes[name]
-            q = ts.values[f"{name}.queue_length"][ts.time_s >= self.warmup]
             services[name] = ServiceStats(
                 name=name, instances=s.instances, workers=s.workers, arrivals=node.arrivals,
                 admitted=node.admitted, served=node.served,
@@ -282,7 +281,7 @@ class _Engine:
                 unavailable=node.unavailable, timeouts=node.timeouts, abandoned=node.abandoned, waited=node.waited, wait_s=node.wait_s,
                 sojourn_s=node.sojourn_s, busy_s=node.busy_s, capacity_s=s.instances * s.workers * window,
                 downtime_s=sum(i.downtime(self.warmup, self.end, self.env.now) for i in node.instances),
-                mean_queue_length=float(q.mean()) if len(q) else math.nan)
+                mean_queue_length=max(0.0, node.queue_area) / window)
             price = s.price_per_instance_hour if s.price_per_instance_hour is not None else m.cost.instance_per_hour
             cost += s.instances * window / 3600.0 * price
         caches = {}

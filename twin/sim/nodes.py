@@ -162,7 +162,7 @@ class ServiceNode(Node):
     __slots__ = ("instances", "pick", "service_time", "calls", "parallel_calls", "hold", "queue_cap",
                  "tracks_failures", "rr", "u", "admitted", "served", "completed", "rejected", "errors",
                  "unavailable", "abandoned", "waited", "wait_s", "sojourn_s", "busy_s", "bins", "bin_s", "per_bin",
-                 "holding", "token", "released_at")
+                 "holding", "token", "released_at", "queue_area")
 
     def __init__(self, eng, name, code, spec, service_time, instances, u):
         super().__init__(eng, name, code)
@@ -188,6 +188,7 @@ class ServiceNode(Node):
         self.holding = {}  # token -> start: the workers held now (booked as busy at the run's end if still held)
         self.token = 0
         self.released_at = -math.inf  # when a worker was last given back
+        self.queue_area = 0.0  # the integral of the queue length over the window [warmup, end): see _queued
 
     def _pick_only(self):
         inst = self.instances[0]
@@ -247,6 +248,14 @@ class ServiceNode(Node):
             if hi > lo:
                 bins[b] += hi - lo
 
+    def _queued(self, t, sign):
+        """A visit joins (sign 1) or leaves (sign -1) an instance's queue at ``t``.  Each visit adds
+        (end - max(t, warmup))+ on joining and takes it away on leaving, which leaves exactly its
+        time queued inside [warmup, end): the sum is the integral of the queue length over the window."""
+        eng = self.eng
+        if t < eng.end:
+            self.queue_area += sign * (eng.end - (t if t > eng.warmup else eng.warmup))
+
     def visit(self, req, parent):
         eng = self.eng
         env = eng.env
@@ -272,13 +281,16 @@ class ServiceNode(Node):
                 return REJECTED
             ev = env.event()
             inst.waiting.append(ev)
+            self._queued(arrived, 1.0)
             try:
                 granted = yield ev
             except Interrupt:
+                self._queued(env.now, -1.0)
                 inst.cancel(ev)
                 if counted:
                     self.abandoned += 1
                 raise
+            self._queued(env.now, -1.0)
             if not granted or not inst.up:
                 if counted:
                     self.errors += 1

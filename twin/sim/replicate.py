@@ -14,7 +14,7 @@ import pandas as pd
 from ..spec import SystemModel, apply_params
 from .engine import run_replication
 from .results import ReplicationResult
-from .stats import Estimate, estimate
+from .stats import Estimate, estimate, pooled_mean, pooled_quantile
 from .streams import substream
 from .workload import Workload, WorkloadSource
 
@@ -150,11 +150,24 @@ class Summary:
                 "caches": caches, "classes": classes, "warnings": list(self.warnings)}
 
 
+LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+
+
 def summarize(results: Sequence[ReplicationResult], level: float = 0.95) -> Summary:
+    """Each metric's estimate over ``results``.  Latencies (``latency_{mean,p50,p95,p99}_s``, overall
+    and per class) pool every replication's in-window samples, with sectioning intervals
+    (``twin.sim.stats``); the other metrics are means over replications with t-intervals.  The
+    per-replication values of every metric are in ``per_replication``."""
     rows = [r.metrics() for r in results]
     table = pd.DataFrame(rows)
     metrics = {k: estimate(table[k].tolist(), level) for k in table.columns}
     first = results[0]
+    classes = first.requests.class_names
+    for prefix, cls in [("", None)] + ([(f"class.{c}.", c) for c in classes] if len(classes) > 1 else []):
+        samples = [r.window_latencies(cls) for r in results]
+        metrics[f"{prefix}latency_mean_s"] = pooled_mean(samples, level)
+        for name, q in LATENCY_QUANTILES.items():
+            metrics[f"{prefix}latency_{name}_s"] = pooled_quantile(samples, q, level)
     return Summary(first.model_name, len(results), first.warmup_s, first.end_s, metrics, table,
                    _warnings(results))
 

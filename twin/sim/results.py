@@ -220,6 +220,15 @@ class ReplicationResult:
     def window_s(self) -> float:
         return self.end_s - self.warmup_s
 
+    def window_latencies(self, class_name: str | None = None) -> np.ndarray:
+        """Latencies of the successful requests that arrived in the window (of one class, if named):
+        the samples behind ``latency_*`` (``twin.sim.summarize`` pools them over replications)."""
+        r = self.requests
+        ok = r.in_window() & (r.status == OK)
+        if class_name is not None:
+            ok &= r.cls == r.class_names.index(class_name)
+        return r.latency_s[ok]
+
     def metrics(self) -> dict[str, float]:
         """Flat performance metrics of this replication (DESIGN's performance-metrics contract).
 

@@ -1,0 +1,59 @@
+"""The estimators behind ``summarize``: pooled latency quantiles with sectioning intervals, and the
+time-averaged queue length (exact, not sampled)."""
+
+import numpy as np
+import pytest
+
+from twin.sim import run_replication, summarize
+from twin.sim.stats import estimate, pooled_mean, pooled_quantile, sectioned
+
+from .helpers import det, fixed, model
+
+
+def test_queue_length_mean_is_the_exact_time_average():
+    # one worker, 1 s each; arrivals at 0, 0.1, 0.2 wait 0.9 s and 1.8 s: 2.7 queue-seconds in [0, 3)
+    m = model({"s": {"workers": 1, "service_time_s": det(1.0)}})
+    r = run_replication(m, fixed(m, [0.0, 0.1, 0.2], duration=3.0), seed=0, warmup_s=0.0)
+    assert r.metrics()["service.s.queue_length_mean"] == pytest.approx(2.7 / 3.0, rel=1e-12)
+    # a window from 0.5 s: 0.5 + 1.5 queue-seconds inside [0.5, 3)
+    r = run_replication(m, fixed(m, [0.0, 0.1, 0.2], duration=3.0), seed=0, warmup_s=0.5)
+    assert r.metrics()["service.s.queue_length_mean"] == pytest.approx(2.0 / 2.5, rel=1e-12)
+
+
+def test_queue_still_waiting_at_the_end_counts_up_to_the_end():
+    # the third request still waits at the window's end (t = 1.5): 0.9 + 1.3 queue-seconds in [0, 1.5)
+    m = model({"s": {"workers": 1, "service_time_s": det(1.0)}})
+    r = run_replication(m, fixed(m, [0.0, 0.1, 0.2], duration=1.5), seed=0, warmup_s=0.0)
+    assert r.metrics()["service.s.queue_length_mean"] == pytest.approx(2.2 / 1.5, rel=1e-12)
+
+
+def test_pooled_quantile_is_the_quantile_of_all_samples_with_the_sectioning_interval():
+    parts = [np.array([1.0, 2.0, 3.0]), np.array([10.0]), np.array([4.0, 5.0, 6.0, 7.0])]
+    e = pooled_quantile(parts, 0.5)
+    assert e.mean == 4.5  # the median of the eight samples, not the mean of the medians (5.83)
+    per = estimate([2.0, 10.0, 5.5])
+    assert e.half_width == pytest.approx(per.half_width) and e.n == 3
+    m = pooled_mean(parts)
+    assert m.mean == pytest.approx(np.mean(np.concatenate(parts)))
+    assert m.half_width == pytest.approx(estimate([2.0, 10.0, 5.5]).half_width)
+
+
+def test_sectioning_degenerate_cases():
+    assert np.isnan(pooled_quantile([], 0.5).mean)
+    assert np.isnan(pooled_quantile([np.array([])], 0.5).mean)
+    one = pooled_quantile([np.array([1.0, 3.0]), np.array([])], 0.5)
+    assert one.mean == 2.0 and np.isnan(one.half_width) and one.n == 1
+    assert sectioned(1.0, [float("nan"), 2.0, 4.0]).n == 2
+
+
+def test_summarize_pools_latency_quantiles_and_keeps_the_per_replication_values():
+    # two replications of one worker (1 s each); the p99 of each alone is below the pooled one
+    m = model({"s": {"workers": 1, "service_time_s": det(1.0)}})
+    a = run_replication(m, fixed(m, [0.0], duration=4.0), seed=0, warmup_s=0.0)  # latency 1
+    b = run_replication(m, fixed(m, [0.0, 0.0, 0.0], duration=4.0), seed=1, warmup_s=0.0)  # 1, 2, 3
+    s = summarize([a, b])
+    assert s["latency_p50_s"].mean == pytest.approx(1.5)  # of [1, 1, 2, 3]
+    assert s["latency_mean_s"].mean == pytest.approx(7 / 4)
+    assert list(s.per_replication["latency_p50_s"]) == [1.0, 2.0]
+    assert s["latency_p50_s"].half_width == pytest.approx(estimate([1.0, 2.0]).half_width)
+    assert s.to_dict()["metrics"]["latency_p50_s"]["mean"] == pytest.approx(1.5)
