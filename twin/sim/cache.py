@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
+
 
 class Store:
     """A key -> stored-size map bounded by ``capacity_bytes``.
@@ -41,6 +43,9 @@ class LRUStore(Store):
 
     def __len__(self):
         return len(self._entries)
+
+    def __contains__(self, key):
+        return key in self._entries
 
     def lookup(self, key):
         size = self._entries.get(key)
@@ -82,6 +87,9 @@ class LFUStore(Store):
 
     def __len__(self):
         return len(self._size)
+
+    def __contains__(self, key):
+        return key in self._size
 
     def _bump(self, key):
         f = self._freq[key]
@@ -132,3 +140,68 @@ class LFUStore(Store):
 
 
 STORES = {"lru": LRUStore, "lfu": LFUStore, "fifo": FIFOStore}
+
+
+# -- warm start: a store filled from its key stream before the run ------------------------------
+
+#: draws of the key stream tried before the keys never drawn are inserted directly, per key of the space
+WARM_DRAWS_PER_KEY = 4
+WARM_CHUNK = 8192
+
+
+def key_sources(model, cache: str) -> list[tuple[float, int, int, float, object]]:
+    """The key stream that reaches ``cache``: per class with keys that visits it, (weight, key
+    offset, key count, Zipf exponent, payload distribution); the weight is the class's share
+    times its expected visits to the cache (the traffic equations)."""
+    from ..spec.model import expected_visits
+    from .workload import key_space_offsets
+
+    offsets = key_space_offsets(model)
+    out = []
+    for cname, c in model.classes.items():
+        if c.keys is None:
+            continue
+        visits = expected_visits(model, cname).get(cache, 0.0)
+        if visits > 0:
+            out.append((c.share * visits, offsets[c.keys.space or cname], c.keys.count, c.keys.zipf_exponent,
+                        c.payload_bytes))
+    return out
+
+
+def warm_fill(store: Store, sources, rng: np.random.Generator, *, size_ratio: float = 1.0,
+              overhead: int = 0) -> int:
+    """Fill ``store`` as the key stream would have left it after a long run: draw requests (class by
+    weight, key by its Zipf law, size by the payload distribution) and insert them until the store
+    has evicted and then taken one more chunk (its state no longer depends on where the fill
+    stopped); a space that fits whole gets its never-drawn keys too, rarest first.  Evictions
+    made while filling are not counted.  Returns the requests drawn."""
+    from .workload import zipf_keys
+
+    if not sources:
+        return 0
+    weights = np.array([s[0] for s in sources], dtype=float)
+    weights /= weights.sum()
+    total_keys = sum(s[2] for s in sources)
+    drawn, full_since = 0, None
+    while drawn < WARM_DRAWS_PER_KEY * total_keys and (full_since is None or drawn - full_since < WARM_CHUNK):
+        n = WARM_CHUNK
+        which = rng.choice(len(sources), size=n, p=weights)
+        keys = np.empty(n, dtype=np.int64)
+        sizes = np.empty(n, dtype=np.int64)
+        for i, (_, offset, count, exponent, payload) in enumerate(sources):
+            rows = np.flatnonzero(which == i)
+            keys[rows] = offset + zipf_keys(count, exponent, len(rows), rng)
+            sizes[rows] = np.rint(payload.sample(rng, len(rows))).astype(np.int64)
+        for k, sz in zip(keys.tolist(), (sizes * size_ratio).astype(np.int64).tolist()):
+            store.insert(k, sz + overhead)
+        drawn += n
+        if full_since is None and store.evictions:
+            full_since = drawn
+    if full_since is None:  # everything drawn fits: the long run holds the rest of the space too
+        mean = int(np.mean([float(s[4].mean()) for s in sources]) * size_ratio) + overhead
+        for _, offset, count, _, _ in sources:
+            for k in range(offset + count - 1, offset - 1, -1):
+                if k not in store:
+                    store.insert(k, mean)
+    store.evictions = 0
+    return drawn

@@ -18,7 +18,7 @@ import simpy
 from ..spec import Problem, SpecError, SystemModel, apply_params
 from ..spec.distributions import Deterministic, Exponential
 from ..spec.model import MAX_SAMPLES, holding_cycle
-from .cache import STORES
+from .cache import STORES, key_sources, warm_fill
 from .nodes import INCOMPLETE, Backoff, CacheNode, Call, Instance, Request, ServiceNode, Slots
 from .results import CLIENT_SPAN, SERVER_SPAN, CacheStats, FrozenMap, ReplicationResult, RequestRecords, ServiceStats, SpanRecords, TimeSeries
 from .streams import Slowed, Uniforms, draws, substream
@@ -47,8 +47,10 @@ def _seed_sequence(seed) -> np.random.SeedSequence:
 
 class _Engine:
     def __init__(self, model: SystemModel, workload: Workload, seq: np.random.SeedSequence, *,
-                 warmup_s: float, drain_s: float, sample_interval_s: float | None, record_spans: bool):
+                 warmup_s: float, drain_s: float, sample_interval_s: float | None, record_spans: bool,
+                 warm_caches: bool = False):
         self.model = model
+        self.warm_caches = warm_caches
         self.workload = workload
         self.seq = seq
         self.env = simpy.Environment()
@@ -83,8 +85,12 @@ class _Engine:
             else:
                 c = m.caches[name]
                 ser = m.serialization.get(c.serialization_method) if c.serialization_method else None
-                self.nodes[name] = CacheNode(self, name, code, c, STORES[c.policy](c.capacity_bytes),
-                                             draws(c.hit_time_s, seq, "hit_time", name), ser)
+                store = STORES[c.policy](c.capacity_bytes)
+                if self.warm_caches:  # filled from its key stream, on a stream of its own (CRN elsewhere)
+                    warm_fill(store, key_sources(m, name), substream(seq, "warm", name),
+                              size_ratio=ser.size_ratio if ser else 1.0, overhead=c.entry_overhead_bytes)
+                self.nodes[name] = CacheNode(self, name, code, c, store, draws(c.hit_time_s, seq, "hit_time", name),
+                                             ser)
         for name, s in m.services.items():
             node = self.nodes[name]
             pool_of = {pool.target: p for p, pool in s.pools.items()}
@@ -328,12 +334,13 @@ class _Engine:
 
 def run_replication(model: SystemModel, workload: Workload, params=None, seed=0, *, warmup_s: float | None = None,
                     drain_s: float | None = None, sample_interval_s: float | None = None,
-                    record_spans: bool = False) -> ReplicationResult:
+                    record_spans: bool = False, warm_caches: bool = False) -> ReplicationResult:
     """Simulate ``workload`` through ``model`` (with tunables ``params`` applied) once.
 
     ``seed`` is an int or a ``numpy.random.SeedSequence``; every random stream of the run derives
     from it, so the same model, workload and seed give the same result, bit for bit.  The model
-    and workload are not modified.
+    and workload are not modified.  ``warm_caches`` fills every cache from its key stream before the
+    run (``twin.sim.cache.warm_fill``), so that a short window measures the steady-state hit ratio.
 
     >>> from twin.spec import load_model
     >>> from twin.sim import PoissonArrivals
@@ -356,5 +363,5 @@ def run_replication(model: SystemModel, workload: Workload, params=None, seed=0,
                                              f"(the workload's duration), got {warmup:g}")])
     engine = _Engine(model, workload, _seed_sequence(seed), warmup_s=warmup,
                      drain_s=d.drain_s if drain_s is None else drain_s,
-                     sample_interval_s=interval, record_spans=record_spans)
+                     sample_interval_s=interval, record_spans=record_spans, warm_caches=warm_caches)
     return engine.run()
