@@ -830,9 +830,15 @@ def cmd_policy(args) -> int:
         with PolicyStore(args.db) as store:
             policies = store.policies(model=model.name)
         d = policy_for(load, policies, model, k=args.neighbours, max_distance=args.max_distance)
+    if d.params is not None:  # every answer is run on the twin at the load asked before it is given
+        from .policy.check import check_answer
+
+        d.check = check_answer(model, load, d.params, d.constraints, replications=args.check_replications,
+                               window_s=args.check_window)
+    ok = d.params is not None and d.check["passed"]
     if args.json:
         print(json.dumps(d.to_dict(), indent=2, default=str))
-        return 0 if d.params is not None else 1
+        return 0 if ok else 1
     if d.params is None:
         console.print(f"no recommendation: {_m(d.reason)}", highlight=False)
         return 1
@@ -841,7 +847,27 @@ def cmd_policy(args) -> int:
     for n in d.neighbours:
         console.print(f"  {_m(n['experiment'])}/{_m(n['regime'])} v{n['version']}: distance {n['distance']:.3f}, "
                       f"weight {n['weight']:.2f}, confidence {n['confidence']:.2f}", highlight=False)
+    _print_check(console, d.check)
+    if not ok:
+        console.print(f"refused: the check on the twin failed: {_m(d.check['reason'])}", highlight=False)
+        return 1
     return 0
+
+
+def _print_check(console, check: dict) -> None:
+    """The twin's check of a policy answer, as a person reads it."""
+    c = check
+    busiest = max(c["utilisation"], key=lambda s: c["utilisation"][s] if c["utilisation"][s] == c["utilisation"][s]
+                  else -1.0, default=None)
+    busy = f", busiest {_m(busiest)} at {c['utilisation'][busiest]:.2f}" if busiest else ""
+    runs = f"{c['replications']} x {c['window_s']:g} s" if c["replications"] else "no simulation needed"
+    console.print(f"check on the twin at {c['rate']:.4g} req/s ({runs}): {'passed' if c['passed'] else 'FAILED'}; "
+                  f"{'stable' if c['stable'] else 'not stable'} by {c['how'] or '-'}{busy}", highlight=False)
+    for metric, m in c["constraints"].items():
+        console.print(f"  {_m(metric)} {m['mean']:.4g} (95% CI {m['ci_low']:.4g} to {m['ci_high']:.4g}) "
+                      f"{'<=' if m['met'] else '>'} {m['bound']:g}: {'met' if m['met'] else 'missed'}", highlight=False)
+    if c["passed"]:
+        console.print(f"  {_m(c['reason'])}", highlight=False)
 
 
 def cmd_sweep(args) -> int:
@@ -1106,6 +1132,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="query: with no close neighbour, sweep this load with the experiment's model and sweep "
                         "settings, store the outcome in --db, and answer from it")
     p.add_argument("--out", type=Path, metavar="DIR", help="query --sweep: run folder (default runs/<experiment>)")
+    p.add_argument("--check-replications", type=_count, default=3,
+                   help="query: replications of the check of the answer on the twin at the load asked")
+    p.add_argument("--check-window", type=_positive, default=120.0, metavar="SECONDS",
+                   help="query: simulated seconds per replication of that check (the first 20 s, at most half, "
+                        "are warm-up)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-o", "--output", metavar="FILE.json", help="export: write here instead of stdout")
     p.set_defaults(func=cmd_policy)

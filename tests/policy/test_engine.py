@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.conftest import MODELS
+from tests.conftest import MODELS, mmc_model
 from twin.policy.engine import blend, policy_for
 from twin.policy.store import Policy
 from twin.spec import load_model
@@ -68,3 +68,58 @@ def test_hysteresis_holds_settings_until_the_other_regime_is_clearly_closer(shop
     # a drift within the regime keeps the held settings as they were
     near = policy_for({"requests_per_s": 110.0}, stored, shop, k=2, held=held)
     assert near.held and near.params == held.params
+
+
+# --- never extrapolated: the M/M/c of the report (0.2 s jobs; 100/s needs 24 workers, 200/s 44) ---------------
+MMC = mmc_model(1, 80).replace("targets: services.server.workers}", "targets: services.server.workers, "
+                                                                      "monotone: increasing}")
+
+
+@pytest.fixture(scope="module")
+def mmc(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mmc") / "mmc.yaml"
+    path.write_text(MMC)
+    return load_model(path)
+
+
+def mmc_policies():
+    out = []
+    for regime, rate, workers in (("quiet", 100.0, 24), ("busy", 200.0, 44)):
+        load = {"requests_per_s": rate}
+        out.append(Policy(len(out), "mmc_sized", "exp", regime, 1, 1.0, {"workers": workers}, load, load_vector(load),
+                          {}, datetime.now(timezone.utc), {"latency_mean_s": 0.25}))
+    return out
+
+
+def test_above_the_busiest_or_below_the_quietest_regime_is_refused_even_when_close(mmc):
+    # 400/s is one doubling from 200/s: within max_distance 2, yet c=44 there would be 1.8 busy
+    d = policy_for({"requests_per_s": 400.0}, mmc_policies(), mmc, max_distance=2.0)
+    assert d.params is None and d.sweep_needed and d.out_of_range == "above"
+    assert "above the busiest stored regime, exp/busy (200 req/s)" in d.reason and "--sweep EXPERIMENT" in d.reason
+    d = policy_for({"requests_per_s": 60.0}, mmc_policies(), mmc, max_distance=2.0)
+    assert d.params is None and d.out_of_range == "below" and "below the quietest stored regime, exp/quiet" in d.reason
+    d = policy_for({"requests_per_s": 200.0}, mmc_policies(), mmc)  # on the busiest itself: inside
+    assert d.params == {"workers": 44} and d.out_of_range is None
+
+
+def test_a_capacity_declared_monotone_never_blends_below_the_nearest_busier_regime(mmc, tmp_path):
+    d = policy_for({"requests_per_s": 150.0}, mmc_policies(), mmc)
+    assert d.params["workers"] == 44 and d.out_of_range is None and len(d.neighbours) == 2
+    assert d.constraints == {"latency_mean_s": 0.25}  # from the neighbours, for the check
+    (tmp_path / "plain.yaml").write_text(mmc_model(1, 80))  # undeclared: the blend lies between, below 44
+    plain = policy_for({"requests_per_s": 150.0}, mmc_policies(), load_model(tmp_path / "plain.yaml"))
+    assert 24 < plain.params["workers"] < 44
+
+
+def test_a_class_mix_never_swept_is_refused(shop):
+    stored = [policy("browse-heavy", 100, LOW, mix={"mix_browse": 0.9, "mix_checkout": 0.1}),
+              policy("mixed", 100, HIGH, mix={"mix_browse": 0.6, "mix_checkout": 0.4})]
+    d = policy_for({"requests_per_s": 100.0, "mix_browse": 0.2, "mix_checkout": 0.8}, stored, shop, max_distance=9)
+    assert d.params is None and d.out_of_range == "mix" and "class browse's share 0.20 is outside the shares " \
+        "swept (0.60 to 0.90)" in d.reason
+
+
+def test_the_schedule_flag_keeps_the_nearest_and_says_so(mmc):
+    d = policy_for({"requests_per_s": 230.0}, mmc_policies(), mmc, k=1, outside="flag")
+    assert d.params == {"workers": 44} and d.out_of_range == "above" and d.sweep_needed
+    assert "outside the stored range" in d.reason

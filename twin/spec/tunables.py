@@ -9,6 +9,7 @@ A tunable is what a sweep may change and what a policy sets::
         high: 4GiB
         log: true
         targets: [caches.products.capacity_bytes]
+        monotone: increasing  # more load never needs less memory: blends respect it
       data_structure:
         type: categorical
         choices: [hash, tree, list]
@@ -68,6 +69,9 @@ class Tunable(BaseModel):
     step: Annotated[float, Field(gt=0)] | None = None
     choices: list[Choice] | None = None
     unit: Literal["bytes", "seconds"] | None = None
+    #: capacity-like (instances, workers, memory): the best value never falls as the load rises
+    #: (``increasing``) or never rises (``decreasing``); the policy engine's blends respect it
+    monotone: Literal["increasing", "decreasing"] | None = None
     description: str = ""
 
     @model_validator(mode="before")
@@ -95,6 +99,8 @@ class Tunable(BaseModel):
                 raise ValueError(f"expected distinct choices, got {self.choices}")
             if self.low is not None or self.high is not None or self.log or self.step is not None:
                 raise ValueError("a categorical tunable takes 'choices', not low/high/log/step")
+            if self.monotone is not None:
+                raise ValueError("'monotone' is for int and float tunables; a categorical one has no order")
             return self
         if self.choices is not None:
             raise ValueError(f"an {self.type} tunable takes low/high, not 'choices'")
