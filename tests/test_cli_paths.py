@@ -17,17 +17,22 @@ EXPERIMENT = ROOT / "experiments" / "quickstart.yaml"
 @pytest.fixture
 def files(tmp_path):
     """{series}: a valid history; {empty}: an empty file; {db}: a file standing in for a database;
-    {full}: a folder that is not a run folder; {tmp}: the folder itself."""
+    {full}: a folder that is not a run folder; {run}: a run folder holding a history h.csv; {trace}: a
+    request log of three days; {tmp}: the folder itself."""
     (tmp_path / "series.csv").write_text(SERIES_CSV)
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "trace.csv").write_text(TRACE_CSV)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".twin-run").write_text("")
+    (tmp_path / "run" / "h.csv").write_text(SERIES_CSV)
     (tmp_path / "x.db").write_text("not empty")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    names = {"series": "series.csv", "empty": "empty.csv", "db": "x.db", "full": "full", "trace": "trace.csv"}
+    names = {"series": "series.csv", "empty": "empty.csv", "db": "x.db", "full": "full", "trace": "trace.csv",
+             "run": "run"}
 
     def fill(text):
-        text = str(text).replace("{tmp}", str(tmp_path))
+        text = str(text).replace("{tmp.name}", tmp_path.name).replace("{tmp}", str(tmp_path))
         for key, name in names.items():
             text = text.replace("{" + key + "}", str(tmp_path / name))
         return text
@@ -73,6 +78,10 @@ QUERY = ["policy", "query", "--db", "sqlite:///{db}", "--model-file", SHOP, "--r
     ([*PREDICT, "--out", "{full}"], "--out {full}: exists, is not empty and is not a twin run folder"),
     ([*PREDICT, "-o", "{tmp}/p.csv", "--fitted", "{tmp}/none.npz"], "--fitted {tmp}/none.npz: no such file"),
     ([*PREDICT, "-o", "{tmp}/p.csv", "--fitted", "{empty}"], "--fitted {empty}: is empty"),
+    ([*FIT, "-o", "{series}"], "-o {series}: is the input SERIES {series}; writing it would destroy it"),
+    ([*PREDICT, "--events", "{tmp}/../{tmp.name}/series.csv", "-o", "{series}"], "-o {series}: is the input SERIES"),
+    (["forecast", "predict", "{run}/h.csv", "--time-zone", "UTC", "--out", "{run}"],
+     "--out {run}: holds the input SERIES {run}/h.csv"),
     ([*BT, "--windows", "-1"], "argument --windows: expected a whole number >= 1, got '-1'"),
     ([*BT, "--windows", "nan"], "argument --windows: expected a whole number >= 1, got 'nan'"),
     ([*BT, "--seed", "-3"], "argument --seed: expected a whole number >= 0"),
@@ -85,6 +94,9 @@ QUERY = ["policy", "query", "--db", "sqlite:///{db}", "--model-file", SHOP, "--r
     (["policy", "show", "--db", "sqlite:///{empty}"], "--db sqlite:///{empty}: {empty} is empty, not a database"),
     (["policy", "export", "--db", "sqlite:///{db}", "-o", "/proc/nope"], "-o /proc/nope: cannot write here"),
     (["policy", "export", "--db", "sqlite:///{db}", "-o", "{tmp}"], "-o {tmp}: is a folder, expected a file name"),
+    (["policy", "export", "--db", "sqlite:///{db}", "-o", "{db}"], "-o {db}: is the database --db reads"),
+    (["policy", "show", "--db", "sqlite:///{db}", "-o", "{tmp}/p.json"], "-o {tmp}/p.json: only export writes a file"),
+    ([*QUERY, "--out", "{tmp}/run"], "--out {tmp}/run: the run folder of a query --sweep; without --sweep nothing"),
     (["policy", "query", "--db", "sqlite:///{db}", "--model-file", "{tmp}", "--rate", "1"],
      "--model-file {tmp}: is a folder, expected a file"),
     (["policy", "query", "--db", "sqlite:///{db}", "--model-file", "{empty}", "--rate", "1"],

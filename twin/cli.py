@@ -419,6 +419,22 @@ def _check_data_file(path: Path, flag: str, what: str) -> None:
         raise TwinError(f"{flag} {path}: is empty, expected {what}")
 
 
+def _outputs_spare_inputs(args, outputs) -> None:
+    """Before any work: no output of ``outputs`` ((path, flag, is a folder)) is an input file of
+    the command, nor (a folder, replaced whole) holds one: writing it would destroy what is read."""
+    inputs = [(getattr(args, name, None), flag) for name, flag in
+              (("series", "SERIES"), ("events", "--events"), ("social", "--social"), ("fitted", "--fitted"))]
+    for out, flag, folder in outputs:
+        if out is None:
+            continue
+        target = Path(out).resolve()
+        for path, name in inputs:
+            if path is not None and (Path(path).resolve() == target or
+                                     folder and Path(path).resolve().is_relative_to(target)):
+                raise TwinError(f"{flag} {out}: {'holds' if folder else 'is'} the input {name} {path}; writing it "
+                                f"would destroy it: name another {'folder' if folder else 'file'}")
+
+
 def _forecast_inputs(args, *, extend=True):
     """The history and covariates; each input file is checked first, named by its flag."""
     from .forecast.run import load_inputs
@@ -442,6 +458,7 @@ def cmd_forecast_backtest(args) -> int:
 
     if args.out:
         _check_out_folder(args.out, "--out")
+        _outputs_spare_inputs(args, [(args.out, "--out", True)])
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     step = steps(args.step, inputs.history, "--step") if args.step else None
@@ -505,6 +522,7 @@ def cmd_forecast_fit(args) -> int:
 
     out = Path(args.output)
     _check_writable(out, "-o")  # before the fit, which may take minutes
+    _outputs_spare_inputs(args, [(out, "-o", False)])
     inputs = _forecast_inputs(args)
     horizon = steps(args.horizon, inputs.history, "--horizon")
     name, recal, notes, fitted = _fit_chosen(args, inputs, horizon)
@@ -531,6 +549,7 @@ def cmd_forecast_predict(args) -> int:
         _check_writable(out, "-o")
     if args.out:
         _check_out_folder(args.out, "--out")
+    _outputs_spare_inputs(args, [(out, "-o", False), (args.out, "--out", True)])
     if args.fitted:
         _check_data_file(args.fitted, "--fitted", "a model saved by twin forecast fit")
     inputs = _forecast_inputs(args)
@@ -783,8 +802,15 @@ def cmd_policy(args) -> int:
 
         model = load_model(args.model_file)
         load = _query_load(args, model)
+    if args.output and args.action != "export":
+        raise TwinError(f"-o {args.output}: only export writes a file; {args.action} prints")
+    if args.out and not (args.action == "query" and args.sweep):
+        raise TwinError(f"--out {args.out}: the run folder of a query --sweep; without --sweep nothing is written")
     if args.action == "export" and args.output:
         _check_writable(Path(args.output), "-o")
+        db_file = args.db[len("sqlite:///"):].partition("?")[0] if args.db.startswith("sqlite:///") else ""
+        if db_file and Path(args.output).resolve() == Path(db_file).resolve():
+            raise TwinError(f"-o {args.output}: is the database --db reads; name another file")
     # only a sweep writes; the others must not create the database
     _database_file(args.db, "--db", create=args.action == "query" and bool(args.sweep))
     with PolicyStore(args.db) as store:
