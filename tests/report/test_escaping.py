@@ -188,7 +188,7 @@ def run_page(tmp: Path) -> tuple[Path, list[str]]:
               for i in range(3)]
     results = {regime: {"regime": {"name": regime}, "study": study, "warm_start_from": HOSTILE[6], "result": {
         "objectives": [["cost", "minimize"]], "constraints": {"latency_p99_s": 0.2}, "history": trials,
-        "pareto": [], "importance": {param: 1.0}, "trials": {HOSTILE[5]: 3},
+        "pareto": [], "importance": {"cost": {param: 1.0}}, "trials": {HOSTILE[5]: 3},
         "winner": {"params": {param: HOSTILE[3]}},
         "candidates": [{"verdict": HOSTILE[6], "trial": 0, "params": {param: HOSTILE[3]}, "estimates": estimates,
                         "replications": [{"latency_p99_s": 0.1}, {"latency_p99_s": 0.1}]}]}}}

@@ -46,13 +46,22 @@ def test_the_sweep_finds_the_fewest_workers_that_meet_the_slo(mmc, tmp_path):
     est = result.winner.estimates["latency_mean_s"]
     assert est.contains(erlang_c_mean_latency(5)) or abs(est.mean / erlang_c_mean_latency(5) - 1) < 0.05
     assert result.winner.confident
+    # the space (8 values) is smaller than the budget: every value is tried once, nothing twice
+    assert sorted(t.params["workers"] for t in trials) == list(range(1, 9))
+    # finalists: the three busiest feasible settings; 6 and 7 are clearly less busy than 5
     verdicts = {c.params["workers"]: c.verdict for c in result.candidates}
-    assert verdicts.get(6, "loses") == "loses" and verdicts.get(4, "infeasible") == "infeasible"
+    assert verdicts == {5: "winner", 6: "loses", 7: "loses"}
+    # replications are independent of the trials' own run (load 0, seed 0): none repeats it
+    for c in result.candidates:
+        assert all(rep["latency_mean_s"] != c.single_run["latency_mean_s"] for rep in c.replications)
     # an unstable setting breaks the bound in the first third of the window already: pruned there
     states = {t.params["workers"]: t.state.name for t in trials}
     assert all(states[c] == "PRUNED" for c in states if c <= 3)
-    assert result.trials["complete"] + result.trials.get("pruned", 0) == 10
-    assert set(result.importance) <= {"workers"}
+    assert result.trials == {"complete": 5, "pruned": 3}
+    # workers is the only parameter: it explains all the variance of each target over the trials
+    assert set(result.importance) == {"service.server.utilisation", "latency_mean_s"}
+    assert result.importance["service.server.utilisation"] == {"workers": pytest.approx(1.0)}
+    assert result.importance["latency_mean_s"] == {"workers": pytest.approx(1.0)}
 
 
 def test_trials_share_the_workload_and_seed(mmc):
@@ -78,7 +87,15 @@ def test_a_tie_is_reported_when_intervals_overlap(mmc, tmp_path):
     assert {top.get(7), top.get(8)} == {"winner", "tie"}
 
 
-def test_warm_start_runs_first_and_a_rerun_resumes(mmc, tmp_path):
+def wide(tmp_path, high=100):
+    """The M/M/c with workers in 1..high: more values than a single int is tried at exhaustively."""
+    path = tmp_path / f"mmc_{high}.yaml"
+    path.write_text(mmc_model(1, high))
+    return load_model(path)
+
+
+def test_warm_start_runs_first_and_a_rerun_resumes(tmp_path):
+    mmc = wide(tmp_path)
     url = f"sqlite:///{tmp_path / 'warm.db'}"
     t = task(mmc, "warm", trials=3)
     trials = run_study(url, t, warm=[{"workers": 6}, {"workers": 99}])  # 99 is outside the domain: skipped
@@ -121,9 +138,10 @@ def test_two_objectives_keep_the_pareto_front(tmp_path):
     assert result.winner.params["workers"] == max(c.params["workers"] for c in result.candidates)
 
 
-def test_a_study_whose_every_trial_fails_still_ends(mmc, tmp_path):
+def test_a_study_whose_every_trial_fails_still_ends(tmp_path):
     """An objective the runs never define (this model has no cache): each trial fails with its
     reason, the study stops at its number of trials, and no winner is declared."""
+    mmc = wide(tmp_path)
     url = f"sqlite:///{tmp_path / 'fails.db'}"
     t = task(mmc, "fails", maximize=[], minimize=["cache_hit_ratio"], constraints={}, trials=3, window=120, warmup=10)
     trials = run_study(url, t)

@@ -115,22 +115,18 @@ def _trials_figure(doc: dict) -> str:
     return tag
 
 
-def _importance_figure(results: dict) -> str | None:
-    items = [(name, d["result"]["importance"]) for name, d in results.items() if d["result"]["importance"]]
-    if not items:
-        return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 2.8), squeeze=False)
-    for ax, (name, imp) in zip(axes[0], items):
-        keys = list(imp)[::-1]
-        ax.barh(keys, [imp[k] for k in keys], color="C2")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.tick_params(labelsize=7)
-    tidy(fig)
-    tag = figure_tag(fig, "Parameter importance (PED-ANOVA on the objective, penalised for broken constraints)")
-    plt.close(fig)
-    return tag
+def _importance_table(results: dict) -> str | None:
+    """Per regime and per objective or constraint: each parameter's share of that target's
+    variance over the trials (a main effect; the rest is interactions and noise)."""
+    rows = []
+    for name, d in results.items():
+        for target, shares in (d["result"]["importance"] or {}).items():
+            if not isinstance(shares, dict):  # a run folder written before per-target shares
+                continue
+            rows.append([name, target, ", ".join(f"{p} {v:.1%}" for p, v in shares.items()),
+                         f"{max(0.0, 1 - sum(shares.values())):.1%}"])
+    return table(["regime", "objective or constraint", "share of its variance explained by each parameter",
+                  "not explained by one parameter"], rows) if rows else None
 
 
 def _finalists(doc: dict) -> str:
@@ -184,9 +180,10 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
                    if winner else "<p><b>No finalist met the constraints</b>: nothing is recommended for this "
                                   "regime; widen the tunables' bounds or relax the constraints.</p>")
         sections += [head, _trials_figure(doc), verdict, _finalists(doc)]
-    imp = _importance_figure(results)
+    imp = _importance_table(results)
     if imp:
-        sections += ["<h2>Parameter importance</h2>", imp]
+        sections += ["<h2>Parameter importance</h2><p>The share of each objective's and constraint's variance "
+                     "over the trials that each parameter explains on its own.</p>", imp]
     rows = []
     for e in schedule["entries"]:
         rows.append([e["apply_at"][:16].replace("T", " "), e["from"][:16].replace("T", " "),

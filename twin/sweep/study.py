@@ -12,7 +12,9 @@ constraints and ``prune``, it first runs the first third of the window: a trial 
 breaks a constraint by ``prune_factor`` there is pruned.  Without constraints, a single objective
 is pruned by Optuna's median rule on that partial value.  ``finish`` then re-runs the leading
 candidates on ``replications`` independent loads and declares a winner only with confidence
-intervals: a finalist whose interval overlaps the winner's is a tie.
+intervals: a finalist whose interval overlaps the winner's is a tie.  Those loads are loads
+1..R (``replication_load``), never load 0, the trials' own: a finalist was chosen because its
+run on load 0 went well, and judging it on that run again would bias it towards feasible.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from ..rundir import crash_point
 from ..sim.replicate import process_pool
 from ..sim.stats import Estimate, estimate
 from ..spec import SystemModel, TwinError
+from .importance import study_importance
+from .sampling import (PerTrialRandomSampler, exhaustive, finished_twin, grid, is_reuse, planned_trials, reuse,
+                       space_size)
 from .task import Evaluator, SweepTask, constraint_values
 
 HEARTBEAT_S = 3
@@ -57,7 +62,6 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-        warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes", UserWarning)  # we give it a loss
         yield
 
 
@@ -115,8 +119,8 @@ def make_sampler(task: SweepTask, worker: int = 0, done: int = 0):
     s = task.sweep
     seed = int(np.random.SeedSequence([task.seed, worker, done]).generate_state(1)[0])
     with _quiet():  # constraints reach the samplers through Trial.set_constraint
-        if s.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
+        if s.sampler == "random":  # trial n's draws depend on the seed and n only, not on the worker
+            return PerTrialRandomSampler(task.seed)
         if s.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed)
         if s.sampler == "gp":
@@ -167,6 +171,10 @@ def _create_study(storage, task: SweepTask, warm) -> optuna.Study:
             except (KeyError, ValueError):  # swept over other tunables or bounds: not a start here
                 continue
             study.enqueue_trial(fitted, user_attrs={"warm_start": True}, skip_if_exists=True)
+    dists = distributions(task.system_model(), task.sweep.tunables)
+    if exhaustive(dists, task.sweep.trials):  # every point queued once (a rerun with more trials may add them)
+        for point in grid(dists, task.seed):
+            study.enqueue_trial(point, skip_if_exists=True)
     return study
 
 
@@ -215,18 +223,25 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _progress(study) -> tuple[int, int, int]:
-    """(finished, running, waiting) trials, read once.  Finished counts the trials that failed on
-    their own (an undefined objective, with an ``error``), not those a dead worker left: those are
-    queued again."""
-    finished = running = waiting = 0
+def _progress(study) -> tuple[int, int, int, int, int]:
+    """(finished, running, waiting, reused, points) trials, read once.  Finished counts the trials
+    that failed on their own (an undefined objective, with an ``error``), not those a dead worker
+    left: those are queued again; nor reuses of a finished trial's result (``reused``), which do
+    not count towards the budget.  ``points``: the distinct parameters finished."""
+    finished = running = waiting = reused = 0
+    points = set()
     for t in study.get_trials(deepcopy=False):
+        if is_reuse(t):
+            reused += t.state.is_finished()
+            continue
+        if t.state.is_finished() and t.params:
+            points.add(repr(sorted(t.params.items())))
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and "error" in t.user_attrs):
             finished += 1
         running += t.state == TrialState.RUNNING
         waiting += t.state == TrialState.WAITING
-    return finished, running, waiting
+    return finished, running, waiting, reused, len(points)
 
 
 def _fail_stale(study, *, orphans: bool = False):
@@ -318,16 +333,19 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
     study, task = load_study(storage, study_name, worker=worker)
     ev = Evaluator(task)
     dists = distributions(ev.model, task.sweep.tunables)
-    target = task.sweep.trials
+    target = planned_trials(dists, task.sweep.trials)
+    size = space_size(dists)
     ran = 0
     idle_since, seen = None, None
     while max_trials is None or ran < max_trials:
         _fail_stale(study)
-        finished, running, waiting = _progress(study)
+        finished, running, waiting, reused, points = _progress(study)
         if progress:
             progress(finished, target)
         if finished >= target and waiting == 0:
             break
+        if waiting == 0 and running == 0 and (reused >= task.sweep.trials or (size is not None and points >= size)):
+            break  # the sampler only proposes points already run, or there are no others
         if finished + running >= target and waiting == 0:
             # others are finishing the last trials; one may die and need a retry
             if seen != (finished, running):
@@ -342,6 +360,10 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
         with _quiet():
             trial = study.ask(dists)
         crash_point("trial-asked")  # before the first heartbeat: the trial is running and has none
+        twin = finished_twin(study, {k: trial.params[k] for k in dists}, trial.number)
+        if twin is not None:  # the same parameters under the same load and seed: the same result
+            reuse(study, trial, twin)
+            continue
         with _Heartbeat(storage, trial._trial_id):
             try:
                 run_trial(study, trial, ev, dists)
@@ -387,6 +409,7 @@ def run_study(url: str, task: SweepTask, *, warm: list[dict] = (), workers: int 
 
 def _run_study(storage, url, task, warm, workers, progress, exclusive) -> list:
     study = create_study(storage, task, warm)
+    target = planned_trials(distributions(task.system_model(), task.sweep.tunables), task.sweep.trials)
     if exclusive:  # no other worker can be alive: a running trial is one a killed run left
         _fail_stale(study, orphans=True)
     if workers <= 1:
@@ -396,14 +419,13 @@ def _run_study(storage, url, task, warm, workers, progress, exclusive) -> list:
             futures = [pool.submit(_work_process, url, task.study, i) for i in range(workers)]
             while not all(f.done() for f in futures):
                 if progress:
-                    progress(_progress(optuna.load_study(study_name=task.study, storage=storage))[0],
-                             task.sweep.trials)
+                    progress(_progress(optuna.load_study(study_name=task.study, storage=storage))[0], target)
                 time.sleep(0.5)
             for f in futures:
                 f.result()
     study, _ = load_study(storage, task.study, task)
     if progress:
-        progress(task.sweep.trials, task.sweep.trials)
+        progress(target, target)
     return study.get_trials()
 
 
@@ -467,7 +489,7 @@ class SweepResult:
     constraints: dict[str, float]
     trials: dict[str, int]
     candidates: list[Candidate]
-    importance: dict[str, float]
+    importance: dict[str, dict[str, float]]  # per objective and constraint: each parameter's share of its variance
     pareto: list[dict]  # multi-objective: the trials' front (params, values)
     history: list[dict]  # every trial: number, state, values, feasible
 
@@ -486,12 +508,20 @@ class SweepResult:
 _EVALUATOR: dict[str, Evaluator] = {}  # the last task's, per process: its workloads are reused
 
 
+def replication_load(r: int) -> int:
+    """The workload and seed of a finalist's replication ``r`` (0-based): ``r + 1``.  Load 0 is
+    the one every trial ran on, so a finalist is never judged again on the run that made it one."""
+    return r + 1
+
+
 def _replicate(task_json: str, params: dict, r: int) -> dict:
+    """A finalist's replication ``r``: its own load and seed ``replication_load(r)``, independent
+    of the trials' load 0."""
     ev = _EVALUATOR.get(task_json)
     if ev is None:
         _EVALUATOR.clear()
         ev = _EVALUATOR[task_json] = Evaluator(SweepTask.from_json(task_json))
-    out = ev.run(params, r)
+    out = ev.run(params, replication_load(r))
     crash_point("replicated")
     return out
 
@@ -639,25 +669,11 @@ def _judge(candidates: list[Candidate], s) -> None:
         c.verdict = "tie" if overlap or close else "loses"
 
 
-def importance(study: optuna.Study, task: SweepTask) -> dict[str, float]:
-    """PED-ANOVA importance of each swept parameter (completed trials): how much its distribution
-    among the best trials differs from the rest, on a loss that is the first objective (lower is
-    better) with a penalty for each constraint broken, so what makes a trial feasible counts."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(done) < 4:
-        return {}
-    sign = 1.0 if task.sweep.objectives[0][1] == "minimize" else -1.0
-    spread = float(np.ptp([t.values[0] for t in done])) or 1.0
-
-    def loss(t):
-        return sign * t.values[0] + spread * sum(max(c, 0.0) for c in t.user_attrs.get("constraints", []))
-
-    try:
-        with _quiet():
-            return {k: float(v) for k, v in optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=loss).items()}
-    except (RuntimeError, ValueError):  # every trial with the same parameters, for one
-        return {}
+def importance(study: optuna.Study, task: SweepTask) -> dict[str, dict[str, float]]:
+    """{objective or constraint metric: {parameter: share of that target's variance explained}}
+    over the completed trials (``twin.sweep.importance``: a first-order variance decomposition per
+    target, not one ranking of a penalised loss)."""
+    return study_importance(study, task.sweep.objectives, dict(task.sweep.constraints))
 
 
 def _pareto(study, s) -> list[dict]:
@@ -668,10 +684,11 @@ def _pareto(study, s) -> list[dict]:
 
 
 def _trial_counts(study) -> dict[str, int]:
-    """Trials by state, named as the user reads them ({"complete": 18, "pruned": 2})."""
+    """Trials by state, named as the user reads them ({"complete": 18, "pruned": 2}); a trial
+    that reused a finished one's result counts as "reused", whatever its state."""
     from collections import Counter
 
-    return dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
+    return dict(Counter("reused" if is_reuse(t) else t.state.name.lower() for t in study.get_trials(deepcopy=False)))
 
 
 def _history(study) -> list[dict]:
@@ -680,7 +697,7 @@ def _history(study) -> list[dict]:
         out.append({"number": t.number, "state": t.state.name.lower(), "values": list(t.values) if t.values else None,
                     "feasible": _feasible(t) if t.state == TrialState.COMPLETE else None, "params": t.params,
                     "warm_start": bool(t.user_attrs.get("warm_start")),
-                    "retry_of": _retry_of(t)})
+                    "retry_of": _retry_of(t), "reuse_of": t.user_attrs.get("reuse_of")})
     return out
 
 

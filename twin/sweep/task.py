@@ -4,7 +4,8 @@ A ``SweepTask`` is stored with its Optuna study (as a study attribute), so a ``t
 --worker`` on another machine rebuilds exactly the same workloads from it, with nothing else.
 
 Common random numbers: every trial of a study faces workload 0 and simulation seed 0; the
-finalists' replications r = 0..R-1 all face workload r and seed r.  Workload r is drawn from
+finalists' replications r = 1..R all face workload r and seed r (never 0: the trials' own load,
+on which the finalists were chosen, would bias them towards feasible).  Workload r is drawn from
 ``(seed, r)``, so it is the same in every process.
 """
 
