@@ -184,8 +184,10 @@ def test_names_with_brackets_are_printed_as_written(tmp_path, capsys):
     assert "e[/x]" in cli("policy", "show", "--db", db)
     assert "written to" in cli("policy", "export", "--db", db, "-o", tmp_path / "e[/x].json")
     assert (tmp_path / "e[" / "x].json").is_file()
-    printed = cli("policy", "query", "--db", db, "--model-file", SHOP, "--rate", "10")
-    assert "parameters: workers[/x]=8, data_structure=[/x]" in printed and "e[/x]/r[/x] v1" in printed
+    code = main(["policy", "query", "--db", db, "--model-file", str(SHOP), "--rate", "10"])
+    printed = capsys.readouterr().out  # refused (1): these parameters are no tunables of the shop, as the check says
+    assert code == 1 and "parameters: workers[/x]=8, data_structure=[/x]" in printed and "e[/x]/r[/x] v1" in printed
+    assert "do not fit shop's tunables" in printed
 
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     optuna.create_study(study_name="st[/x]", storage=storage).optimize(lambda t: t.suggest_float("a[/x]", 0, 1),
