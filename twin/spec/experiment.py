@@ -108,6 +108,11 @@ class Sweep(Section):
     #: length of the synthesized load each trial faces, and its warm-up
     window: Annotated[Seconds, Field(le=86_400)] = 600.0  # a trial simulates all of it: a day at most
     warmup: NonNegSeconds = 60.0
+    #: a window shorter than the model needs (failure cycles, cache filling, queueing relaxation at the
+    #: regime's load; twin.sweep.window): warn and keep it, lengthen it (and the warm-up), or refuse
+    window_policy: Literal["warn", "lengthen", "refuse"] = "warn"
+    #: caches filled from their key distribution before each run, so that a short window measures steady state
+    warm_caches: bool = False
     #: a trial whose first third of the window already breaks a constraint by this factor stops there
     prune: bool = True
     prune_factor: Annotated[float, Field(ge=1, le=100), NoBool] = 1.5
