@@ -74,6 +74,7 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     assert pd.Timestamp(schedule[0]["apply_at"]) == first - pd.Timedelta(minutes=10)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "Schedule" in html and "regime-2" in html
+    _a_short_dip_is_held_and_a_long_one_is_not(experiment(), out, regimes)
 
     again = twin("run", experiment(), "--out", out)
     assert again.returncode == 0, again.stderr
@@ -115,6 +116,30 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     exported = twin("policy", "export", "--db", f"sqlite:///{out / 'policy.db'}", "-o", tmp_path / "p.json")
     assert exported.returncode == 0
     assert len(json.loads((tmp_path / "p.json").read_text())["policies"]) == 3
+
+
+def _a_short_dip_is_held_and_a_long_one_is_not(path, out, regimes):
+    """The schedule's scale-down hold on the run's stored policies: busy load with a 10-minute dip
+    to the quiet regime's load, then two quiet hours.  With ``min_hold: 1h`` the dip keeps the busy
+    settings (said in the entry) and the two hours switch; with no hold the dip switches too."""
+    from twin.pipeline import _stage_schedule, load_experiment
+    from twin.spec import load_model
+
+    exp = load_experiment(path)
+    model = load_model(out / "model.yaml")
+    quiet, busy = (f"tiny/{r['name']}" for r in sorted(regimes, key=lambda r: r["representative"]["requests_per_s"]))
+    rates = [15.0] * 6 + [5.0] * 2 + [15.0] * 6 + [5.0] * 24  # 5-minute steps
+    profile = pd.DataFrame({"requests_per_s_q0.9": rates, "requests_per_s": rates},
+                           index=pd.date_range("2026-03-20", periods=len(rates), freq="5min", tz="UTC"))
+
+    def schedule(hold_s):
+        e = exp.model_copy(update={"schedule": exp.schedule.model_copy(update={"min_hold": hold_s})})
+        return [(x["anchor"], x["steps"], x["reason"]) for x in _stage_schedule(e, model, profile, out)["entries"]]
+
+    held = schedule(3600.0)
+    assert [(a, n) for a, n, _ in held] == [(busy, 14), (quiet, 24)]
+    assert "kept through a dip" in held[0][2]
+    assert [(a, n) for a, n, _ in schedule(0.0)] == [(busy, 6), (quiet, 2), (busy, 6), (quiet, 24)]
 
 
 def test_an_unknown_key_is_named_with_its_line(experiment, tmp_path):
