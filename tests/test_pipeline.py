@@ -106,13 +106,16 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     assert json.loads(q.stdout)["params"]["workers"] >= busy["params"]["workers"] - 1
     far = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
                "--rate", 500)
-    assert far.returncode == 1 and "no close neighbour" in far.stdout
+    said = " ".join(far.stdout.split())  # as printed, wrapped at the terminal's width
+    assert far.returncode == 1 and "500 req/s is above the busiest stored regime, tiny/regime-2" in said
+    assert "no close neighbour" in said
     swept = twin("policy", "query", "--db", f"sqlite:///{out / 'policy.db'}", "--model-file", tmp_path / "mmc.yaml",
                  "--rate", 30, "--sweep", experiment(trials=6), "--out", out, "--json")
     assert swept.returncode == 0, swept.stderr
-    assert "no close neighbour" in swept.stderr
+    assert "30 req/s is above the busiest stored regime, tiny/regime-2" in swept.stderr  # never extrapolated
     answer = json.loads(swept.stdout)
     assert answer["neighbours"][0]["regime"] == "load-30rps" and answer["params"]["workers"] >= 7  # 30/s at 0.2 s
+    assert answer["check"]["passed"] and answer["check"]["constraints"]["latency_mean_s"]["bound"] == 0.3
     exported = twin("policy", "export", "--db", f"sqlite:///{out / 'policy.db'}", "-o", tmp_path / "p.json")
     assert exported.returncode == 0
     assert len(json.loads((tmp_path / "p.json").read_text())["policies"]) == 3
