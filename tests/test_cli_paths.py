@@ -211,3 +211,21 @@ def test_a_progress_label_is_text(monkeypatch):
     with _Progress(True) as bar:
         bar.update("study st[/x]", 1, 2)
     assert "study st[/x]" in sys.stderr.getvalue()
+
+
+def test_a_query_without_an_answer_says_why_on_one_line(tmp_path, capsys):
+    # the reason is long (the busiest regime, the nearest distance); wrapped at 120 columns it split its words
+    from twin.cli import main
+    from twin.policy.store import PolicyStore, RunRecord
+    from twin.sweep.regimes import load_vector
+
+    db = f"sqlite:///{tmp_path / 'policy.db'}"
+    with PolicyStore(db) as store:
+        params = {"workers": 8}
+        store.record(model="shop", experiment="an-experiment-with-a-long-name", regime="regime-1",
+                     load={"requests_per_s": 10.0}, vector=load_vector({"requests_per_s": 10.0}), params=params,
+                     confidence=0.8, runs=[RunRecord(params, {}, [0], "s", 0)])
+    code = main(["policy", "query", "--db", db, "--model-file", str(SHOP), "--rate", "5000"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("no recommendation: ") and len(out.splitlines()) == 1, out
+    assert len(out) > 120  # long enough that it used to wrap

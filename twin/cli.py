@@ -866,10 +866,10 @@ def cmd_policy(args) -> int:
         print(json.dumps(d.to_dict(), indent=2, default=str))
         return 0 if ok else 1
     if d.params is None:
-        console.print(f"no recommendation: {_m(d.reason)}", highlight=False)
+        console.print(f"no recommendation: {_m(d.reason)}", highlight=False, soft_wrap=True)  # one line to grep
         return 1
     console.print(f"parameters: {_m(', '.join(f'{k}={v}' for k, v in d.params.items()))}", highlight=False)
-    console.print(f"confidence: {d.confidence:.2f} ({_m(d.reason)})", highlight=False)
+    console.print(f"confidence: {d.confidence:.2f} ({_m(d.reason)})", highlight=False, soft_wrap=True)
     for n in d.neighbours:
         console.print(f"  {_m(n['experiment'])}/{_m(n['regime'])} v{n['version']}: distance {n['distance']:.3f}, "
                       f"weight {n['weight']:.2f}, confidence {n['confidence']:.2f}", highlight=False)
