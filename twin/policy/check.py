@@ -33,7 +33,7 @@ def utilisation_bound(model: SystemModel, load: dict) -> dict[str, float]:
     visits = {c: expected_visits(model, c) for c in model.classes}
     for name, svc in model.services.items():
         work = sum(mix[c] / total * visits[c].get(name, 0.0) * svc.service_time_for(c).mean() for c in model.classes)
-        out[name] = rate * work / (svc.instances * svc.workers)
+        out[name] = float(rate * work / (svc.instances * svc.workers))
     return out
 
 
