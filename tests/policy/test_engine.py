@@ -123,3 +123,18 @@ def test_the_schedule_flag_keeps_the_nearest_and_says_so(mmc):
     d = policy_for({"requests_per_s": 230.0}, mmc_policies(), mmc, k=1, outside="flag")
     assert d.params == {"workers": 44} and d.out_of_range == "above" and d.sweep_needed
     assert "outside the stored range" in d.reason
+
+
+@pytest.mark.parametrize("tunable,message", [
+    ("{type: categorical, choices: [a, b], targets: services.server.load_balancer, monotone: increasing}",
+     "tunables.mode: 'monotone' is for int and float tunables; a categorical one has no order"),
+    ("{type: int, low: 1, high: 8, targets: services.server.workers, monotone: up}",
+     "tunables.mode.monotone: expected one of 'increasing' or 'decreasing', got 'up'"),
+])
+def test_a_monotone_declaration_is_checked_with_its_field_named(tmp_path, tunable, message):
+    from twin.spec import SpecError
+
+    path = tmp_path / "m.yaml"
+    path.write_text(mmc_model().split("tunables:")[0] + f"tunables:\n  mode: {tunable}\n")
+    with pytest.raises(SpecError, match=message.replace("(", r"\(")):
+        load_model(path)
