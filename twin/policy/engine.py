@@ -173,7 +173,9 @@ def policy_for(load: dict, policies: list[Policy], model: SystemModel, *, k: int
     closeness = max(0.0, 1.0 - close[0][0] / max_distance)
     neighbours = [{"experiment": p.experiment, "regime": p.regime, "version": p.version, "distance": d,
                    "weight": w / total, "confidence": p.confidence} for (d, p), w in zip(close, weights)]
-    reason = f"{len(close)} neighbour(s) within {max_distance:g}" + (f"; outside the stored range: {why}" if why else "")
+    reason = f"{len(close)} neighbour(s) within {max_distance:g}"
+    if why:
+        reason += f"; outside the stored range: {why}"
     decision = Decision(params, trust * closeness, neighbours, reason, vector=vec, anchor=close[0][1].vector,
                         out_of_range=out_of_range, sweep_needed=bool(out_of_range),
                         constraints=_constraints([p for _, p in close]))
