@@ -145,3 +145,33 @@ def test_a_history_spanning_billions_of_steps_is_refused(tmp_path):
     with pytest.raises(SeriesError, match=r"the history spans 7713792001 steps of 1 s from 2017-11-01 00:00:00 UTC "
                                           r"to 2262-04-11 00:00:00 UTC; at most 5000000 fit"):
         regularize(read_series_csv(path))
+
+
+@pytest.mark.parametrize("rows,time_zone,expected", [
+    (["2017-11-01 03:00:00", "2262-04-12T00:00:00Z", "2017-11-01 03:00:00"], None,
+     r"carry no time zone \(line 2: '2017-11-01 03:00:00'\)"),
+    (["2262-04-12T00:00:00Z", "2017-11-01 03:00:00"], "UTC", r"line 2: unreadable timestamp '2262-04-12T00:00:00Z'"),
+])
+def test_naive_times_beside_a_zoned_one_out_of_range(tmp_path, rows, time_zone, expected):
+    from twin.forecast.series import SeriesError, read_series_csv
+
+    path = tmp_path / "history.csv"
+    path.write_text("TimeStamp,Value,Label\n" + "".join(f"{row},1,0\n" for row in rows))
+    with pytest.raises(SeriesError, match=f"history.csv: .*{expected}"):
+        read_series_csv(path, time_zone=time_zone)
+
+
+def test_jaeger_references_that_are_not_a_list(tmp_path):
+    import json
+
+    from twin.traces.spans import read_jaeger_json
+    from twin.traces.schema import TraceError
+
+    span = {"traceID": "4bf92f3577b34da6a3ce929d0e0e4736", "spanID": "00f067aa0ba902b7", "operationName": "GET /",
+            "references": True, "startTime": 1700000000000001, "duration": 80000, "processID": "p1"}
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps({"data": [{"traceID": span["traceID"], "spans": [span],
+                                          "processes": {"p1": {"serviceName": "gateway"}}}]}))
+    with pytest.raises(TraceError, match=r"jaeger.json: 1 malformed line\(s\) .*references: expected a "
+                                         r"list, got bool"):
+        read_jaeger_json(path)

@@ -125,7 +125,8 @@ class TimestampParser:
             self._check_zone(zone, first, int(rows[np.argmax(labels == zone)]))
         if self.first_zone is None or self.first_zone[0] != "none":
             return parsed
-        return self.localize(pd.to_datetime(text, format="ISO8601", errors="coerce"), first, text)
+        naive = text.mask(zones.notna())  # a zoned time that did not parse (year 2263?) stays unparsed
+        return self.localize(pd.to_datetime(naive, format="ISO8601", errors="coerce"), first, text)
 
     def _check_zone(self, zone: str, first: int, i: int) -> None:
         where = self._where(first, i)

@@ -265,7 +265,7 @@ def _jaeger_document(doc, spans: list, problems: list) -> None:
 def _jaeger_span(span: dict, trace: dict, processes) -> tuple:
     tid = _hex_id(span.get("traceID", trace.get("traceID")), 16, "traceID")
     sid = _hex_id(span.get("spanID"), 8, "spanID")
-    refs = [r for r in span.get("references") or [] if isinstance(r, dict)
+    refs = [r for r in _items(span, "references", f"span {sid}") if isinstance(r, dict)
             and _hex_id(r.get("traceID", tid), 16, "references.traceID") == tid]
     ref = next((r for kind in ("CHILD_OF", "FOLLOWS_FROM") for r in refs if r.get("refType") == kind), None)
     parent = _hex_id(ref.get("spanID"), 8, "references.spanID") if ref else \
