@@ -883,15 +883,17 @@ def cmd_policy(args) -> int:
 def _print_check(console, check: dict) -> None:
     """The twin's check of a policy answer, as a person reads it."""
     c = check
-    busiest = max(c["utilisation"], key=lambda s: c["utilisation"][s] if c["utilisation"][s] == c["utilisation"][s]
-                  else -1.0, default=None)
-    busy = f", busiest {_m(busiest)} at {c['utilisation'][busiest]:.2f}" if busiest else ""
+    known = {s: u for s, u in c["utilisation"].items() if u is not None}
+    busiest = max(known, key=known.get, default=None)
+    busy = f", busiest {_m(busiest)} at {known[busiest]:.2f}" if busiest else ""
     runs = f"{c['replications']} x {c['window_s']:g} s" if c["replications"] else "no simulation needed"
     console.print(f"check on the twin at {c['rate']:.4g} req/s ({runs}): {'passed' if c['passed'] else 'FAILED'}; "
                   f"{'stable' if c['stable'] else 'not stable'} by {c['how'] or '-'}{busy}", highlight=False)
     for metric, m in c["constraints"].items():
-        console.print(f"  {_m(metric)} {m['mean']:.4g} (95% CI {m['ci_low']:.4g} to {m['ci_high']:.4g}) "
-                      f"{'<=' if m['met'] else '>'} {m['bound']:g}: {'met' if m['met'] else 'missed'}", highlight=False)
+        mean = "undefined" if m["mean"] is None else f"{m['mean']:.4g}"
+        ci = f" (95% CI {m['ci_low']:.4g} to {m['ci_high']:.4g})" if m["ci_low"] is not None else ""
+        console.print(f"  {_m(metric)} {mean}{ci} {'<=' if m['met'] else '>'} {m['bound']:g}: "
+                      f"{'met' if m['met'] else 'missed'}", highlight=False)
     if c["passed"]:
         console.print(f"  {_m(c['reason'])}", highlight=False)
 

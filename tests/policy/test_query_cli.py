@@ -66,3 +66,14 @@ def test_a_failed_check_is_refused_with_its_reason(db, tmp_path, capsys):
     # a stored regime whose settings saturate the server at its own load (an old or hand-edited database)
     code, out = query(capsys, tmp_path, db(((100.0, 18), (200.0, 44))), 100)
     assert code == 1 and "refused: the check on the twin failed: unstable: server would be 1.11 busy" in out
+
+
+def test_one_replication_gives_strict_json_without_an_interval(db, tmp_path, capsys):
+    def no_nan(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    code, out = query(capsys, tmp_path, db(), 150, "--check-replications", "1", "--json")
+    latency = json.loads(out, parse_constant=no_nan)["check"]["constraints"]["latency_mean_s"]
+    assert code == 0 and latency["met"] and latency["ci_low"] is None and latency["mean"] < 0.25
+    code, out = query(capsys, tmp_path, db(), 150, "--check-replications", "1")
+    assert code == 0 and "latency_mean_s" in out and "<= 0.25: met" in out and "95% CI" not in out

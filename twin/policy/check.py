@@ -83,7 +83,7 @@ def check_answer(model: SystemModel, load: dict, params: dict, constraints: dict
     if not out["stable"]:
         measured = {s: estimate([m.get(f"service.{s}.utilisation", math.nan) for m in rows]).mean
                     for s in tuned.services}
-        out["utilisation"], out["how"] = measured, "short simulation (the arithmetic bound with every lookup a miss " \
+        out["utilisation"], out["how"] = {s: _finite(u) for s, u in measured.items()}, "short simulation (the arithmetic bound with every lookup a miss " \
                                                    "reached 1)"
         busiest = max(measured, key=lambda s: measured[s] if math.isfinite(measured[s]) else -1.0)
         if not measured[busiest] < STABLE:
@@ -94,10 +94,11 @@ def check_answer(model: SystemModel, load: dict, params: dict, constraints: dict
     for metric, limit in constraints.items():
         e = estimate([m.get(metric, math.nan) for m in rows])
         met = math.isfinite(e.mean) and e.mean <= limit
-        out["constraints"][metric] = {"bound": limit, "mean": e.mean, "ci_low": e.low, "ci_high": e.high,
-                                      "met": met}
+        out["constraints"][metric] = {"bound": limit, "mean": _finite(e.mean), "ci_low": _finite(e.low),
+                                      "ci_high": _finite(e.high), "met": met}  # no interval from one replication
         if not met:
-            missed.append(f"{metric} {e.mean:.4g} (95% CI {e.low:.4g} to {e.high:.4g}) > {limit:g}")
+            ci = f" (95% CI {e.low:.4g} to {e.high:.4g})" if math.isfinite(e.half_width) else ""
+            missed.append(f"{metric} {e.mean:.4g}{ci} > {limit:g}")
     if missed:
         out["reason"] = "constraint missed: " + "; ".join(missed)
         return out
@@ -105,6 +106,11 @@ def check_answer(model: SystemModel, load: dict, params: dict, constraints: dict
     out["reason"] = "stable and every stored constraint met" if constraints else \
         "stable; no constraints stored with the policy (stored before they were kept): stability only"
     return out
+
+
+def _finite(x: float) -> float | None:
+    """A number for JSON: None where it is undefined (NaN)."""
+    return float(x) if math.isfinite(x) else None
 
 
 __all__ = ["STABLE", "check_answer", "utilisation_bound"]
