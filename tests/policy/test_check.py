@@ -40,3 +40,26 @@ def test_a_stable_answer_that_misses_a_constraint_fails(mmc):
 def test_parameters_that_do_not_fit_the_model_fail_the_check(mmc):
     c = check_answer(mmc, {"requests_per_s": 10.0}, {"threads": 4}, {})
     assert not c["passed"] and "do not fit mmc_sized's tunables" in c["reason"]
+
+
+CACHED = """
+name: cached
+classes:
+  get: {{share: 1.0, entry: objects, payload_bytes: 1024, keys: {{count: {keys}, zipf_exponent: {zipf}}}}}
+caches:
+  objects: {{capacity_bytes: 1000KiB, policy: lru, backend: store}}
+services:
+  store: {{workers: 1, service_time_s: {{dist: exponential, mean: 0.01}}}}
+"""
+
+
+@pytest.mark.parametrize("keys,zipf,stable", [(500, 1.2, True), (200000, 0.3, False)])
+def test_where_caches_may_absorb_the_excess_a_short_simulation_decides(tmp_path, keys, zipf, stable):
+    # every lookup a miss, the store would be 2.0 busy at 200/s; 500 keys all fit the cache, 200,000 flat ones do not
+    path = tmp_path / "cached.yaml"
+    path.write_text(CACHED.format(keys=keys, zipf=zipf))
+    model = load_model(path)
+    assert utilisation_bound(model, {"requests_per_s": 200.0})["store"] == pytest.approx(2.0)
+    c = check_answer(model, {"requests_per_s": 200.0}, {}, {}, replications=2, window_s=20)
+    assert c["stable"] is stable and c["passed"] is stable and c["how"].startswith("short simulation")
+    assert (c["utilisation"]["store"] < 0.5) if stable else c["reason"].startswith("unstable: store was")

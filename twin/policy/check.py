@@ -104,7 +104,8 @@ def check_answer(model: SystemModel, load: dict, params: dict, constraints: dict
         return out
     out["passed"] = True
     out["reason"] = "stable and every stored constraint met" if constraints else \
-        "stable; no constraints stored with the policy (stored before they were kept): stability only"
+        "stable; no constraints stored with the policy (a sweep without any, or a database older than 0003): " \
+        "stability only"
     return out
 
 
