@@ -75,6 +75,9 @@ def check(exp: Experiment, source: str) -> SystemModel | None:
     model = load_model(exp.model) if exp.model else None
     if model is not None:
         check_against_model(exp.sweep, model, source=source)
+        from .sweep.window import decide, derive
+
+        decide(exp.sweep, derive(model, tunables=exp.sweep.tunables), source=source)  # failure cycles: load-free
         if exp.scenarios:
             cases = edge_cases.parse(exp.scenarios, source=source)
             edge_cases.apply(cases, model, None, np.random.default_rng(0))  # model edits: conflicts, names
@@ -252,9 +255,17 @@ def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress,
             + ", ".join(f"{r.name} {r.representative['requests_per_s']:.3g} req/s, {r.share:.0%} of the steps"
                         for r in found.regimes) + ")")
     regimes_doc = json.loads((rf.path / "regimes.json").read_text())
+    from .sweep.window import for_load
+
+    for regime in regimes_doc["regimes"]:  # a window shorter than the model needs: said, lengthened or refused
+        for line in for_load(exp.sweep, model, _regime_load(regime), source=source, label=regime["name"]).messages:
+            say(line)
+            notes.append(line)
 
     # 4. synthesize: each regime's load, as its trials will face it ----------------------------------
-    k_synth = _key("synthesize", k_regimes, k_model, cfg["sweep"]["window"], cfg["scenarios"], exp.seed)
+    k_synth = _key("synthesize", k_regimes, k_model, cfg["sweep"]["window"], cfg["scenarios"], exp.seed,
+                   *([cfg["sweep"]["window_policy"], cfg["sweep"]["warm_caches"]]
+                     if cfg["sweep"]["window_policy"] == "lengthen" else []))  # the window may follow the model
     if rf.done("synthesize", k_synth, "workloads/summary.json"):
         skipped.append("synthesize")
     else:
@@ -282,6 +293,9 @@ def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress,
             rf.mark(f"sweep:{name}", k_one)
             ran.append(f"sweep:{name}")
         results[name] = json.loads((rf.path / target).read_text())
+        warmup = results[name].get("warmup") or {}
+        if warmup.get("longer_than_configured"):
+            notes.append(f"sweep {name}: {warmup['note']}")
 
     # 6. policy ---------------------------------------------------------------------------------
     k_policy = _key("policy", k_sweep, policy_url(exp, rf.path) if exp.policy.db else "local")
@@ -421,6 +435,7 @@ def regime_task(exp: Experiment, model: SystemModel, regime: dict, index: int):
     from .load import scenarios as edge_cases
     from .sweep.study import task_digest
     from .sweep.task import SweepTask, window_profile
+    from .sweep.window import for_load
 
     edited = model
     load_cases = []
@@ -429,9 +444,11 @@ def regime_task(exp: Experiment, model: SystemModel, regime: dict, index: int):
         edited, _ = edge_cases.apply([c for c in cases if c.acts_on == "model"], model, None,
                                      np.random.default_rng(exp.seed))
         load_cases = [c.model_dump(mode="json") for c in cases if c.acts_on == "load"]
+    window = for_load(exp.sweep, edited, _regime_load(regime), source=f"experiment {exp.name}", label=regime["name"])
+    sweep = exp.sweep.model_copy(update={"window": window.window_s, "warmup": window.warmup_s})
     task = SweepTask(study="", model=edited.model_dump(by_alias=True),
-                     profile=window_profile(_regime_load(regime), exp.sweep.window), scenarios=load_cases,
-                     settings=exp.sweep.model_dump(mode="json"), seed=exp.seed * 1000 + index)
+                     profile=window_profile(_regime_load(regime), sweep.window), scenarios=load_cases,
+                     settings=sweep.model_dump(mode="json"), seed=exp.seed * 1000 + index)
     task.study = f"{exp.name}.{regime['name']}.{task_digest(task)}"  # a changed setting: a new study
     return task
 
@@ -461,6 +478,7 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
     from .policy.store import PolicyStore
     from .sweep.regimes import distance
     from .sweep.study import finish, run_study
+    from .sweep.window import for_load
 
     task = regime_task(exp, model, regime, index)
     # warm start: the best of the nearest regime already swept, here or in the policy database
@@ -484,8 +502,17 @@ def _stage_sweep(exp: Experiment, model: SystemModel, regime: dict, index: int, 
               exclusive=not exp.sweep.storage)  # the run folder's own studies.db: locked with the folder
     result = finish(url, task, jobs=exp.sweep.workers,
                     progress=lambda d, n: progress(f"replications {regime['name']}", d, n))
+    window = for_load(task.sweep.model_copy(update={"window_policy": "warn"}), model, _regime_load(regime),
+                      source=f"experiment {exp.name}", label=regime["name"])
+    warmup = None
+    if result.winner is not None:  # the warm-up the winner's own run shows (MSER-5), against the configured one
+        from .sweep.task import Evaluator, detected_warmup
+
+        found = detected_warmup(Evaluator(task), result.winner.params)
+        warmup = {"detected_s": found.detected_s, "configured_s": found.configured_s, "settled": found.settled,
+                  "longer_than_configured": found.longer_than_configured, "note": found.describe()}
     return {"regime": regime, "study": task.study, "storage": redact(url), "warm_start_from": source,
-            "warm_start": warm, "result": result.to_dict()}
+            "warm_start": warm, "result": result.to_dict(), "window": window.to_dict(), "warmup": warmup}
 
 
 def _confidence(candidate: dict, constraints: dict) -> float:
@@ -520,7 +547,7 @@ def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, result
             confidence = _confidence(winner, r["constraints"])
             p = store.record(model=model.name, experiment=exp.name, regime=regime["name"],
                              load=regime["representative"], vector=regime["vector"], params=winner["params"],
-                             confidence=confidence, runs=runs, key=key, constraints=r["constraints"])
+                             confidence=confidence, runs=runs, key=key)
             crash_point("policy-stored")
             out.append({"regime": regime["name"], "stored": True, "version": p.version, "confidence": confidence,
                         "params": p.params})
@@ -533,9 +560,7 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
     policy's own parameters, as swept and replicated on the twin (a blend of neighbours, which
     ``twin policy query`` gives for a new load, was never run as such).  A change towards a
     quieter regime waits until it would hold ``min_hold``; a change towards a busier one is made
-    at once.  Every change is applied ``lead_time`` before its step.  A step outside the stored
-    regimes' range (above the busiest, below the quietest, a mix never swept) keeps the nearest
-    policy's settings but its entry says so (``out_of_range``, the reason) and asks for a sweep."""
+    at once.  Every change is applied ``lead_time`` before its step."""
     from .load.profile_workload import rate_column
     from .policy.engine import policy_for
     from .policy.store import PolicyStore
@@ -556,7 +581,7 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
         if "burstiness" in profile:
             load["burstiness"] = float(row["burstiness"])
         d = policy_for(load, policies, model, k=1, max_distance=exp.policy.max_distance,
-                       hysteresis=exp.policy.hysteresis, held=held, outside="flag")  # outside the range: said
+                       hysteresis=exp.policy.hysteresis, held=held)
         if d.params is not None:
             held = d
         steps.append((t, d))
@@ -584,10 +609,6 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
             entries[-1]["until"] = (t + step).isoformat()
             entries[-1]["steps"] += 1
             entries[-1]["sweep_needed"] = entries[-1]["sweep_needed"] or d.sweep_needed
-            if d.out_of_range and not entries[-1]["out_of_range"]:
-                entries[-1]["out_of_range"] = d.out_of_range
-                entries[-1]["reason"] += f"; from {t.isoformat()[:16]} outside the stored range: " \
-                                         f"{d.reason.partition('outside the stored range: ')[2]}"
             if kept and "kept" not in entries[-1]["reason"]:
                 entries[-1]["reason"] += f"; kept through a dip towards {d.anchor_name}, which would not hold " \
                                          f"{exp.schedule.min_hold / 60:g} min"
@@ -596,7 +617,7 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
         entries.append({"apply_at": (t - lead).isoformat(), "from": t.isoformat(), "until": (t + step).isoformat(),
                         "steps": 1, "anchor": anchor, "params": params,
                         "confidence": p.confidence if p is not None else 0.0, "reason": note,
-                        "sweep_needed": d.sweep_needed, "out_of_range": d.out_of_range})
+                        "sweep_needed": d.sweep_needed})
     return {"lead_time_s": exp.schedule.lead_time, "min_hold_s": exp.schedule.min_hold, "quantile": q,
             "entries": entries}
 

@@ -86,3 +86,58 @@ def test_the_quickstarts_one_minute_window_gets_its_warning():
     warm = exp.sweep.model_copy(update={"warm_caches": True, "window_policy": "lengthen"})
     decided = for_load(warm, model, load, source="quickstart.yaml")
     assert decided.window_s == pytest.approx(3 * 620)  # search at its fewest instances (1): three failures
+
+
+FAILING_MODEL = """name: failing
+classes:
+  job: {share: 1.0, entry: server}
+services:
+  server:
+    instances: 2
+    workers: 4
+    service_time_s: {dist: exponential, mean: 0.2}
+    failures: {time_to_failure_s: {dist: exponential, mean: 100}, recovery_rate_per_s: 0.1}
+tunables:
+  workers: {type: int, low: 1, high: 8, targets: services.server.workers}
+"""
+
+TINY = """name: tiny
+model: failing.yaml
+history: {series: load.csv}
+sweep: {maximize: [service.server.utilisation], minimize: [], trials: 4, window: 1min, warmup: 10s,
+        window_policy: POLICY}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    (tmp_path / "failing.yaml").write_text(FAILING_MODEL)
+    (tmp_path / "load.csv").write_text("timestamp,value\n2026-03-02 00:00:00,5\n2026-03-02 01:00:00,6\n")
+
+    def write(policy):
+        path = tmp_path / "tiny.yaml"
+        path.write_text(TINY.replace("POLICY", policy))
+        return path
+    return write
+
+
+def test_twin_run_refuses_a_window_without_failures_before_any_work(tiny, tmp_path):
+    from tests.test_cli import twin
+
+    out = tmp_path / "run"
+    r = twin("run", tiny("refuse"), "--out", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "tiny.yaml: sweep.window: 60 s is shorter than the 165 s that failures of service 'server'" in r.stderr
+    assert not out.exists()
+
+
+def test_a_lengthened_window_is_the_one_the_regimes_trials_face(tiny):
+    from twin.pipeline import load_experiment, regime_task
+    from twin.sweep.task import Evaluator
+
+    regime = {"name": "quiet", "representative": {"requests_per_s": 5.0}}
+    for policy, window in (("warn", 60.0), ("lengthen", 165.0)):
+        exp = load_experiment(tiny(policy))
+        task = regime_task(exp, load_model(exp.model), regime, 0)
+        assert task.sweep.window == pytest.approx(window)
+        assert Evaluator(task).workload(0).duration_s == pytest.approx(window)

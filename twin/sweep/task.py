@@ -22,6 +22,7 @@ from ..load import scenarios as edge_cases
 from ..load.fit import mmpp_for_dispersion
 from ..load.profile_workload import workload as synthesize
 from ..sim.engine import run_replication
+from ..sim.warmup import Warmup, detect_warmup
 from ..sim.workload import Workload
 from ..spec import SystemModel, validate_model
 from ..spec.experiment import Sweep
@@ -109,8 +110,18 @@ class Evaluator:
                          w.class_names, end)
         warmup = min(self.sweep.warmup, 0.5 * w.duration_s)
         result = run_replication(self.model, w, params=params, seed=np.random.SeedSequence([self.task.seed, r]),
-                                 warmup_s=warmup)
+                                 warmup_s=warmup, warm_caches=self.sweep.warm_caches)
         return result.metrics()
+
+
+def detected_warmup(evaluator: Evaluator, params: dict, r: int = 0) -> Warmup:
+    """MSER-5's warm-up on run r of ``params`` (workload r, seed r, the whole window, as ``run`` runs it)."""
+    w = evaluator.workload(r)
+    result = run_replication(evaluator.model, w, params=params,
+                             seed=np.random.SeedSequence([evaluator.task.seed, r]),
+                             warmup_s=min(evaluator.sweep.warmup, 0.5 * w.duration_s),
+                             warm_caches=evaluator.sweep.warm_caches)
+    return detect_warmup(result)
 
 
 def constraint_values(metrics: dict[str, float], constraints: dict[str, float]) -> list[float]:
@@ -134,4 +145,5 @@ def replications_met(replications: list[dict], constraints: dict[str, float]) ->
     return sum(holds(r) for r in replications)
 
 
-__all__ = ["Evaluator", "SweepTask", "constraint_values", "profile_frame", "replications_met", "window_profile"]
+__all__ = ["Evaluator", "SweepTask", "constraint_values", "detected_warmup", "profile_frame", "replications_met",
+           "window_profile"]

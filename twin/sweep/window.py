@@ -88,7 +88,8 @@ def failure_processes(model: SystemModel, tunables=None) -> list[Process]:
             continue
         instances = min([s.instances] + [int(t.low) for t in _targets(model, tunables, f"services.{name}.instances")])
         rates = [f.recovery_rate_per_s] + [float(t.low) for t in
-                                            _targets(model, tunables, f"services.{name}.failures.recovery_rate_per_s")]
+                                            _targets(model, tunables, f"services.{name}.failures.recovery_rate_per_s")
+                                            if t.low is not None and t.low > 0]
         cycle = f.time_to_failure_s.mean() + 1.0 / min(rates)
         need = FAILURE_CYCLES * cycle / max(instances, 1)
         out.append(Process(
