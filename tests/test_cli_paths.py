@@ -2,6 +2,9 @@
 any work (exit 2, one line naming the flag or file, no traceback, nothing written), and names
 with rich-markup brackets printed as written."""
 
+import contextlib
+import sqlite3
+
 import pytest
 
 from tests.conftest import ROOT
@@ -17,8 +20,8 @@ EXPERIMENT = ROOT / "experiments" / "quickstart.yaml"
 @pytest.fixture
 def files(tmp_path):
     """{series}: a valid history; {empty}: an empty file; {db}: a file standing in for a database;
-    {full}: a folder that is not a run folder; {run}: a run folder holding a history h.csv; {trace}: a
-    request log of three days; {tmp}: the folder itself."""
+    {other}: a SQLite database that is not twin's; {full}: a folder that is not a run folder; {run}:
+    a run folder holding a history h.csv; {trace}: a request log of three days; {tmp}: the folder."""
     (tmp_path / "series.csv").write_text(SERIES_CSV)
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "trace.csv").write_text(TRACE_CSV)
@@ -26,10 +29,12 @@ def files(tmp_path):
     (tmp_path / "run" / ".twin-run").write_text("")
     (tmp_path / "run" / "h.csv").write_text(SERIES_CSV)
     (tmp_path / "x.db").write_text("not empty")
+    with contextlib.closing(sqlite3.connect(tmp_path / "other.db")) as db:  # a database, of someone else's
+        db.execute("CREATE TABLE accounts (id INTEGER)")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     names = {"series": "series.csv", "empty": "empty.csv", "db": "x.db", "full": "full", "trace": "trace.csv",
-             "run": "run"}
+             "run": "run", "other": "other.db"}
 
     def fill(text):
         text = str(text).replace("{tmp.name}", tmp_path.name).replace("{tmp}", str(tmp_path))
@@ -113,6 +118,9 @@ QUERY = ["policy", "query", "--db", "sqlite:///{db}", "--model-file", SHOP, "--r
     ([*QUERY, "--burstiness", "inf"], "argument --burstiness: expected a number >= 0, got 'inf'"),
     ([*QUERY, "--neighbours", "0"], "argument --neighbours: expected a whole number >= 1"),
     (["sweep", "--storage", "mongodb://h/db"], "--storage 'mongodb://h/db': unsupported scheme 'mongodb'"),
+    (["policy", "show", "--db", "sqlite:///{other}"], "--db sqlite:///{other}: {other} is not a twin policy database"),
+    (["sweep", "--storage", "sqlite:///{other}"], "--storage sqlite:///{other}: {other} is not a study storage (it has "
+                                                  "no studies table)"),
     (["sweep", "--storage", "sqlite:///{empty}"], "--storage sqlite:///{empty}: {empty} is empty, not a database"),
     (["sweep", "--storage", "sqlite:///{tmp}/none.db"], "--storage sqlite:///{tmp}/none.db: no such database"),
     (["sweep", "--storage", "sqlite:///{db}", "--worker-index", "-1"], "argument --worker-index: expected"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -728,9 +729,12 @@ def _param(tunable, value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _database_file(url, flag: str, *, create: bool = False) -> None:
+def _database_file(url, flag: str, table: str, kind: str, *, create: bool = False) -> None:
     """Before any work: a SQLite ``url`` given by ``flag`` names a database file, not a folder nor
-    an empty file (SQLite would make one a database); unless ``create``, one that exists."""
+    an empty file (SQLite would make one a database); unless ``create``, one that exists.  One
+    that exists holds ``table``: a database of another ``kind`` would get twin's tables added."""
+    import sqlite3
+
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -751,6 +755,15 @@ def _database_file(url, flag: str, *, create: bool = False) -> None:
         raise TwinError(f"{flag} {redact(url)}: {path} is a folder, expected a database file")
     if Path(path).is_file() and Path(path).stat().st_size == 0 and not create:
         raise TwinError(f"{flag} {redact(url)}: {path} is empty, not a database; twin run creates it")
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return
+    try:  # read only: looking must not change it
+        with contextlib.closing(sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    except sqlite3.Error:
+        return  # not a database at all: the store's own message says so
+    if found is None:
+        raise TwinError(f"{flag} {redact(url)}: {path} is not a {kind} (it has no {table} table); twin run makes one")
 
 
 def _query_load(args, model) -> dict:
@@ -812,7 +825,8 @@ def cmd_policy(args) -> int:
         if db_file and Path(args.output).resolve() == Path(db_file).resolve():
             raise TwinError(f"-o {args.output}: is the database --db reads; name another file")
     # only a sweep writes; the others must not create the database
-    _database_file(args.db, "--db", create=args.action == "query" and bool(args.sweep))
+    _database_file(args.db, "--db", "twin_policies", "twin policy database",
+                   create=args.action == "query" and bool(args.sweep))
     with PolicyStore(args.db) as store:
         policies = store.policies(model=args.model, latest=not args.all)
         if args.action == "show":
@@ -905,7 +919,7 @@ def cmd_sweep(args) -> int:
     from .sweep.study import join_or_show
 
     console = _console()
-    _database_file(args.storage, "--storage")  # a worker or a listing must not create it
+    _database_file(args.storage, "--storage", "studies", "study storage")  # a worker or a listing must not create it
     if args.worker:
         if not args.study:
             raise TwinError("--worker: name the study to join with --study (twin sweep --storage URL lists them)")
