@@ -60,3 +60,13 @@ def test_warm_fill_is_seeded_and_a_space_that_fits_is_held_whole():
     whole = LRUStore(10**9)
     warm_fill(whole, sources, np.random.default_rng(9))
     assert len(whole) == 20_000
+
+
+def test_a_fill_is_bounded_on_a_huge_key_space(monkeypatch):
+    import twin.sim.cache as cache
+
+    monkeypatch.setattr(cache, "WARM_MAX_INSERTS", 20_000)
+    m = load_model("models/validation/lru_zipf.yaml", sets=["classes.get.keys.count=1000000"])
+    store = LRUStore(10**12)  # room for every key: the fill would otherwise draw 4 million keys and walk all 10^6
+    drawn = warm_fill(store, key_sources(m, "objects"), np.random.default_rng(1))
+    assert drawn <= 20_000 + cache.WARM_CHUNK and len(store) <= drawn + 20_000

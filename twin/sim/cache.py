@@ -147,6 +147,8 @@ STORES = {"lru": LRUStore, "lfu": LFUStore, "fifo": FIFOStore}
 #: draws of the key stream tried before the keys never drawn are inserted directly, per key of the space
 WARM_DRAWS_PER_KEY = 4
 WARM_CHUNK = 8192
+#: at most this many entries inserted by one fill (a bound on its time: a few seconds)
+WARM_MAX_INSERTS = 4_000_000
 
 
 def key_sources(model, cache: str) -> list[tuple[float, int, int, float, object]]:
@@ -174,7 +176,8 @@ def warm_fill(store: Store, sources, rng: np.random.Generator, *, size_ratio: fl
     weight, key by its Zipf law, size by the payload distribution) and insert them until the store
     has evicted and then taken one more chunk (its state no longer depends on where the fill
     stopped); a space that fits whole gets its never-drawn keys too, rarest first.  Evictions
-    made while filling are not counted.  Returns the requests drawn."""
+    made while filling are not counted; a fill stops after ``WARM_MAX_INSERTS`` inserts (a key space
+    of many millions may then be left partly cold).  Returns the requests drawn."""
     from .workload import zipf_keys
 
     if not sources:
@@ -182,8 +185,9 @@ def warm_fill(store: Store, sources, rng: np.random.Generator, *, size_ratio: fl
     weights = np.array([s[0] for s in sources], dtype=float)
     weights /= weights.sum()
     total_keys = sum(s[2] for s in sources)
+    budget = min(WARM_DRAWS_PER_KEY * total_keys, WARM_MAX_INSERTS)
     drawn, full_since = 0, None
-    while drawn < WARM_DRAWS_PER_KEY * total_keys and (full_since is None or drawn - full_since < WARM_CHUNK):
+    while drawn < budget and (full_since is None or drawn - full_since < WARM_CHUNK):
         n = WARM_CHUNK
         which = rng.choice(len(sources), size=n, p=weights)
         keys = np.empty(n, dtype=np.int64)
@@ -199,9 +203,11 @@ def warm_fill(store: Store, sources, rng: np.random.Generator, *, size_ratio: fl
             full_since = drawn
     if full_since is None:  # everything drawn fits: the long run holds the rest of the space too
         mean = int(np.mean([float(s[4].mean()) for s in sources]) * size_ratio) + overhead
+        left = WARM_MAX_INSERTS - drawn
         for _, offset, count, _, _ in sources:
-            for k in range(offset + count - 1, offset - 1, -1):
+            for k in range(offset + count - 1, max(offset + count - 1 - left, offset - 1), -1):
                 if k not in store:
                     store.insert(k, mean)
+            left -= count
     store.evictions = 0
     return drawn

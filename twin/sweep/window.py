@@ -113,6 +113,8 @@ def fill_time(popularity: np.ndarray, rate_per_s: float, capacity_objects: float
     hi = 1.0
     while f(hi) < 0:
         hi *= 2
+        if hi > 1e15:  # a stream too thin to fill it in any run
+            return math.inf
     return float(brentq(f, 0.0, hi, rtol=1e-9))
 
 
