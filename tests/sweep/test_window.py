@@ -28,6 +28,8 @@ def test_failures_need_several_cycles_at_the_fewest_instances_the_sweep_may_set(
     swept = load_model(path, sets=FAILING)
     assert derive(swept).processes[0].window_s == pytest.approx(3 * 110)  # one instance: a third of the failures
     assert derive(swept, tunables=[]).processes[0].window_s == pytest.approx(3 * 110 / 2)
+    scripted = load_model("models/validation/mm1.yaml", sets=[FAILING[0], FAILING[1].replace("}, ", "}, end_s: 60, ")])
+    assert derive(scripted).processes[0].window_s == pytest.approx(70)  # failures only until 60 s, 10 s to recover
 
 
 def test_fill_time_of_uniform_keys_is_the_coupon_collector_closed_form():

@@ -92,6 +92,8 @@ def failure_processes(model: SystemModel, tunables=None) -> list[Process]:
                                             if t.low is not None and t.low > 0]
         cycle = f.time_to_failure_s.mean() + 1.0 / min(rates)
         need = FAILURE_CYCLES * cycle / max(instances, 1)
+        if f.end_s is not None:  # failures scripted in [start_s, end_s): the window needs that stretch, recovered
+            need = min(need, f.end_s + 1.0 / min(rates))
         out.append(Process(
             f"failures of service {name!r} ({instances} instance(s), each failing every "
             f"{f.time_to_failure_s.mean():.3g} s on average and recovering in {1 / min(rates):.3g} s)",
