@@ -19,7 +19,7 @@ from twin.spec.experiment import Sweep
 from twin.sweep.study import _retry_of, close_storage, create_study, open_storage
 from twin.sweep.task import SweepTask, window_profile
 
-MMC = mmc_model(4, 12)
+MMC = mmc_model(4, 11)  # 8 values: searched exhaustively in the 8 trials
 
 
 @pytest.fixture

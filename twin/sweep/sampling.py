@@ -5,12 +5,15 @@ parameters twice gives the same numbers twice.  Hence:
 
 - **Small discrete spaces are searched exhaustively.**  When the product of the tunables' domain
   sizes is at most ``trials``, or the only tunable is an int with at most ``SMALL_INT`` values,
-  every point is queued when the study is created (warm starts first, then the points in an order
-  drawn from the task's seed) and the study runs exactly one trial per point: fewer than
+  trial n takes the first point, in an order drawn from the task's seed, that no trial numbered
+  below n holds (warm starts first: they are queued), and the study runs exactly one trial per
+  point: fewer than
   ``trials`` when the space is smaller (a further trial could only repeat one), and more for a
   single int tunable with more values than ``trials`` (a staffing range of 40 values searched in
-  25 trials can leave its exact optimum unsampled).  Trial n runs the n-th queued point whichever
-  worker takes it: the same seed gives the same trials with any number of workers.
+  25 trials can leave its exact optimum unsampled).  Trial n's point depends on the trials below
+  n only (it waits, a few seconds at most, for those just created to have their parameters), not
+  on which worker asks: the same seed gives the same trials with any number of workers.  (The
+  points are not queued as waiting trials: two processes on SQLite can pop the same one.)
 - **Otherwise the configured sampler proposes.**  ``random`` draws trial n's parameters from a
   generator seeded by the task's seed and n alone, so it too gives the same trials with any
   number of workers.  TPE, GP and NSGA-II learn from the trials finished when they ask, which
@@ -27,6 +30,7 @@ parameters twice gives the same numbers twice.  Hence:
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import optuna
@@ -108,6 +112,51 @@ class PerTrialRandomSampler(optuna.samplers.RandomSampler):
             study, trial, param_name, param_distribution)
 
 
+class ExhaustiveSampler(optuna.samplers.BaseSampler):
+    """Trial n takes the first of ``points`` that no trial numbered below n holds (its parameters,
+    or the ones it was queued with); when every point is held, ``fallback`` proposes (and the
+    worker then reuses the result of the trial that ran it)."""
+
+    WAIT_S = 5.0  # for trials created just before this one to get their parameters
+
+    def __init__(self, points: list[dict], fallback):
+        self._points, self._fallback, self._choice = points, fallback, None
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def before_trial(self, study, trial):
+        self._choice = None
+        if "fixed_params" in trial.system_attrs:  # a queued trial (warm start, retry): its own parameters
+            return
+        deadline = time.monotonic() + self.WAIT_S
+        while True:
+            earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+            pending = [t for t in earlier if t.state == TrialState.RUNNING and not t.params
+                       and "fixed_params" not in t.system_attrs]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        taken = {_key(t.system_attrs.get("fixed_params") or t.params) for t in earlier}
+        self._choice = next((p for p in self._points if _key(p) not in taken), None)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        if self._choice is not None and param_name in self._choice:
+            return self._choice[param_name]
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values):
+        self._fallback.after_trial(study, trial, state, values)
+
+
+def _key(params: dict) -> str:
+    return repr(sorted((k, float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                       for k, v in params.items()))
+
+
 def finished_twin(study, params: dict, number: int):
     """A finished trial (complete, pruned, or failed on its own) with exactly ``params``, not a
     reuse itself and not trial ``number``; None when there is none."""
@@ -146,5 +195,5 @@ def is_reuse(trial) -> bool:
     return REUSE_OF in trial.user_attrs
 
 
-__all__ = ["PerTrialRandomSampler", "SMALL_INT", "domain_size", "exhaustive", "finished_twin", "grid", "is_reuse",
+__all__ = ["ExhaustiveSampler", "PerTrialRandomSampler", "SMALL_INT", "domain_size", "exhaustive", "finished_twin", "grid", "is_reuse",
            "planned_trials", "reuse", "space_size"]

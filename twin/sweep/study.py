@@ -42,8 +42,8 @@ from ..sim.replicate import process_pool
 from ..sim.stats import Estimate, estimate
 from ..spec import SystemModel, TwinError
 from .importance import study_importance
-from .sampling import (PerTrialRandomSampler, exhaustive, finished_twin, grid, is_reuse, planned_trials, reuse,
-                       space_size)
+from .sampling import (ExhaustiveSampler, PerTrialRandomSampler, exhaustive, finished_twin, grid, is_reuse,
+                       planned_trials, reuse, space_size)
 from .task import Evaluator, SweepTask, constraint_values
 
 HEARTBEAT_S = 3
@@ -118,7 +118,10 @@ def make_sampler(task: SweepTask, worker: int = 0, done: int = 0):
     proposed before, while a fresh study with one worker is the same every time."""
     s = task.sweep
     seed = int(np.random.SeedSequence([task.seed, worker, done]).generate_state(1)[0])
+    dists = distributions(task.system_model(), s.tunables)
     with _quiet():  # constraints reach the samplers through Trial.set_constraint
+        if exhaustive(dists, s.trials):  # trial n: the first point no earlier trial holds
+            return ExhaustiveSampler(grid(dists, task.seed), PerTrialRandomSampler(task.seed))
         if s.sampler == "random":  # trial n's draws depend on the seed and n only, not on the worker
             return PerTrialRandomSampler(task.seed)
         if s.sampler == "nsga2":
@@ -171,10 +174,6 @@ def _create_study(storage, task: SweepTask, warm) -> optuna.Study:
             except (KeyError, ValueError):  # swept over other tunables or bounds: not a start here
                 continue
             study.enqueue_trial(fitted, user_attrs={"warm_start": True}, skip_if_exists=True)
-    dists = distributions(task.system_model(), task.sweep.tunables)
-    if exhaustive(dists, task.sweep.trials):  # every point queued once (a rerun with more trials may add them)
-        for point in grid(dists, task.seed):
-            study.enqueue_trial(point, skip_if_exists=True)
     return study
 
 
