@@ -15,6 +15,10 @@ candidates on ``replications`` independent loads and declares a winner only with
 intervals: a finalist whose interval overlaps the winner's is a tie.  Those loads are loads
 1..R (``replication_load``), never load 0, the trials' own: a finalist was chosen because its
 run on load 0 went well, and judging it on that run again would bias it towards feasible.
+
+Which parameters each trial gets (small discrete spaces exhaustively, repeats reused and not
+counted, what is repeatable with several workers) is ``twin.sweep.sampling``'s; parameter
+importance per objective and constraint is ``twin.sweep.importance``'s.
 """
 
 from __future__ import annotations
