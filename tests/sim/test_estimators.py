@@ -31,8 +31,16 @@ def test_pooled_quantile_is_the_quantile_of_all_samples_with_the_sectioning_inte
     parts = [np.array([1.0, 2.0, 3.0]), np.array([10.0]), np.array([4.0, 5.0, 6.0, 7.0])]
     e = pooled_quantile(parts, 0.5)
     assert e.mean == 4.5  # the median of the eight samples, not the mean of the medians (5.83)
-    per = estimate([2.0, 10.0, 5.5])
-    assert e.half_width == pytest.approx(per.half_width) and e.n == 3
+    # the interval: each replication's count <= 4.5 (3, 0, 1) less q times its size, over the mean size
+    d = np.array([3 - 1.5, 0 - 0.5, 1 - 2.0]) / (8 / 3)
+    h = estimate(d).half_width  # t_2 sd(d) / sqrt(3)
+    pooled = np.concatenate(parts)
+    assert h > 0.5 and (e.low, e.high) == (1.0, 10.0)  # three replications: the whole range
+    e = pooled_quantile(parts * 4, 0.5)  # twelve: t_11 sd(d) / sqrt(12)
+    h = estimate(np.tile(d, 4)).half_width
+    assert h < 0.5 and (e.low, e.high) == pytest.approx((np.quantile(np.tile(pooled, 4), 0.5 - h),
+                                                         np.quantile(np.tile(pooled, 4), 0.5 + h)))
+    assert e.low < e.mean < e.high and e.n == 12 and e.half_width == pytest.approx((e.high - e.low) / 2)
     m = pooled_mean(parts)
     assert m.mean == pytest.approx(np.mean(np.concatenate(parts)))
     assert m.half_width == pytest.approx(estimate([2.0, 10.0, 5.5]).half_width)
@@ -55,5 +63,6 @@ def test_summarize_pools_latency_quantiles_and_keeps_the_per_replication_values(
     assert s["latency_p50_s"].mean == pytest.approx(1.5)  # of [1, 1, 2, 3]
     assert s["latency_mean_s"].mean == pytest.approx(7 / 4)
     assert list(s.per_replication["latency_p50_s"]) == [1.0, 2.0]
-    assert s["latency_p50_s"].half_width == pytest.approx(estimate([1.0, 2.0]).half_width)
+    # shares <= 1.5 less a half: (1 - 0.5, 1 - 1.5) / 2; t_1 sd / sqrt(2) > 0.5 covers all samples
+    assert (s["latency_p50_s"].low, s["latency_p50_s"].high) == (1.0, 3.0)
     assert s.to_dict()["metrics"]["latency_p50_s"]["mean"] == pytest.approx(1.5)

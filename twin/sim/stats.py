@@ -1,10 +1,10 @@
 """Confidence intervals over independent replications.
 
 ``estimate``: the mean of one value per replication, with its t-interval.  ``sectioned`` and
-``pooled_quantile``: a point estimate from all replications' samples pooled (a quantile or a
-mean of the pooled samples), with the interval of *sectioning* (Asmussen & Glynn, Stochastic
-Simulation, III.5a): the pooled value +- t_{n-1} * sd(per-replication values) / sqrt(n).  The
-pooled value is what a quantile needs: a quantile of each short replication is biased (towards
+``pooled_mean``: a point estimate from all replications' samples pooled, with the interval of
+*sectioning* (Asmussen & Glynn, Stochastic Simulation, III.5a): the pooled value +- t_{n-1} *
+sd(per-replication values) / sqrt(n).  ``pooled_quantile``: the pooled quantile, with sectioning
+applied to the distribution function there and inverted (see its docstring).  The pooled value is what a quantile needs: a quantile of each short replication is biased (towards
 the bulk: on an M/M/1 with 60 s windows a replication's own p99 reads 20% low) and averaging
 them keeps the bias, while the pooled quantile's bias shrinks with all the samples together.
 """
@@ -24,17 +24,20 @@ class Estimate:
     confidence interval over ``n`` replications (half-width NaN if n < 2)."""
 
     mean: float
-    half_width: float
+    half_width: float  # of a skewed interval (a quantile's): half its length
     n: int
     level: float = 0.95
+    #: the ends of an interval that is not symmetric about ``mean`` (None: mean -+ half_width)
+    lower: float | None = None
+    upper: float | None = None
 
     @property
     def low(self) -> float:
-        return self.mean - self.half_width
+        return self.mean - self.half_width if self.lower is None else self.lower
 
     @property
     def high(self) -> float:
-        return self.mean + self.half_width
+        return self.mean + self.half_width if self.upper is None else self.upper
 
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
@@ -49,6 +52,8 @@ class Estimate:
     def __str__(self) -> str:
         if not math.isfinite(self.half_width):
             return f"{self.mean:.6g}"
+        if self.lower is not None or self.upper is not None:
+            return f"{self.mean:.6g} (+{self.high - self.mean:.2g}/-{self.mean - self.low:.2g})"
         return f"{self.mean:.6g} ± {self.half_width:.2g}"
 
 
@@ -84,14 +89,29 @@ def sectioned(pooled: float, per_replication: Iterable[float], level: float = 0.
 
 
 def pooled_quantile(samples: Sequence[np.ndarray], q: float, level: float = 0.95) -> Estimate:
-    """The ``q`` quantile (0..1) of all replications' ``samples`` pooled, with the sectioning interval
-    of the replications' own quantiles (a replication without samples drops out)."""
+    """The ``q`` quantile (0..1) of all replications' ``samples`` pooled, with an interval by
+    sectioning the pooled distribution function and inverting it (a replication without samples
+    drops out).
+
+    At the pooled quantile x, each replication's share of samples <= x is a mean, so sectioning
+    holds for it where it fails for a replication's own quantile (biased and, from clustered
+    samples, too tight: a 95% interval of p99 from 48 s M/M/1 windows covered about 65%).  With d_i =
+    (count_i(<= x) - q m_i) / mean(m) and h = t_{n-1} sd(d) / sqrt(n), the interval is the pooled
+    quantiles at q - h and q + h (skewed, as a tail quantile's error is)."""
     parts = [np.asarray(s, dtype=float) for s in samples]
     parts = [p for p in parts if len(p)]
     if not parts:
         return Estimate(math.nan, math.nan, 0, level)
-    pooled = float(np.quantile(np.concatenate(parts), q))
-    return sectioned(pooled, [float(np.quantile(p, q)) for p in parts], level)
+    pooled = np.sort(np.concatenate(parts))
+    x = float(np.quantile(pooled, q))
+    n = len(parts)
+    if n < 2:
+        return Estimate(x, math.nan, n, level)
+    m = np.array([len(p) for p in parts], dtype=float)
+    d = (np.array([np.count_nonzero(p <= x) for p in parts]) - q * m) / m.mean()
+    h = _t_half_width(d, level)
+    lo, hi = (float(np.quantile(pooled, min(max(v, 0.0), 1.0))) for v in (q - h, q + h))
+    return Estimate(x, (hi - lo) / 2, n, level, lower=lo, upper=hi)
 
 
 def pooled_mean(samples: Sequence[np.ndarray], level: float = 0.95) -> Estimate:

@@ -86,6 +86,25 @@ def mm1_sojourn_quantile(lam: float, mu: float, q: float) -> float:
     return -math.log1p(-q) / (mu - lam)
 
 
+def mmc_sojourn_quantile(lam: float, mu: float, c: int, q: float) -> float:
+    """M/M/c FCFS sojourn time W + S: S ~ Exp(mu); W is 0 with probability 1 - C (Erlang C), else
+    Exp(gamma) with gamma = c mu - lambda.  P(W + S > t) = (1 - C) e^{-mu t} + C P(Exp(gamma) + Exp(mu) > t)."""
+    if c == 1:
+        return mm1_sojourn_quantile(lam, mu, q)
+    wait = erlang_c(c, lam / mu)
+    gamma = c * mu - lam
+
+    def tail(t: float) -> float:
+        both = (math.exp(-mu * t) * (1 + mu * t) if abs(gamma - mu) < 1e-12 * mu else
+                (gamma * math.exp(-mu * t) - mu * math.exp(-gamma * t)) / (gamma - mu))
+        return (1 - wait) * math.exp(-mu * t) + wait * both - (1 - q)
+
+    hi = 1.0 / mu
+    while tail(hi) > 0:
+        hi *= 2
+    return brentq(tail, 0.0, hi, xtol=1e-14, rtol=1e-12)
+
+
 def che_hit_ratio(popularity: np.ndarray, capacity_objects: int) -> float:
     """LRU hit ratio under the independent reference model (Che, Tung and Wang 2002).
 
