@@ -162,3 +162,29 @@ def test_a_bursty_regime_is_swept_under_bursty_load(mmc):
     assert 2.8 < dispersion(w.time_s, 1.0, w.duration_s) < 5
     plain = Evaluator(task(mmc)).workload(0)
     assert dispersion(plain.time_s, 1.0, plain.duration_s) < 1.3
+
+
+def test_every_verdict_on_finalists_whose_answer_is_known():
+    """Minimise cost under latency_p99_s <= 0.2, five finalists built from their replications:
+    the cheapest with its whole interval inside the bound wins; a cheaper one whose interval
+    crosses the bound is unsure; one whose cost interval overlaps the winner's ties; a clearly
+    dearer one loses; one over the bound on average is infeasible."""
+    from twin.sim.stats import estimate
+    from twin.sweep.study import Candidate, _judge
+
+    s = Sweep(maximize=[], minimize=["cost"], constraints={"latency_p99_s": 0.2}, tie_tolerance=0.0, trials=10,
+              window=60, warmup=0)
+
+    def finalist(n, cost, latency):
+        est = {"cost": estimate(cost), "latency_p99_s": estimate(latency)}
+        lat = est["latency_p99_s"]
+        return Candidate(n, {"n": n}, {}, est, feasible=lat.mean <= 0.2, confident=lat.high <= 0.2)
+
+    cands = [finalist(0, [1.00, 1.01, 0.99, 1.00], [0.10, 0.11, 0.09, 0.10]),  # winner
+             finalist(1, [0.80, 0.81, 0.79, 0.80], [0.15, 0.23, 0.17, 0.19]),  # cheaper, interval across 0.2
+             finalist(2, [1.00, 1.03, 0.98, 1.01], [0.10, 0.10, 0.11, 0.09]),  # cost interval overlaps the winner's
+             finalist(3, [2.00, 2.01, 1.99, 2.00], [0.05, 0.05, 0.06, 0.04]),  # clearly dearer
+             finalist(4, [0.50, 0.50, 0.50, 0.50], [0.30, 0.31, 0.29, 0.30])]  # over the bound
+    assert not cands[1].confident and cands[1].feasible
+    _judge(cands, s)
+    assert [c.verdict for c in cands] == ["winner", "unsure", "tie", "loses", "infeasible"]
