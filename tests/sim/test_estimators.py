@@ -66,3 +66,12 @@ def test_summarize_pools_latency_quantiles_and_keeps_the_per_replication_values(
     # shares <= 1.5 less a half: (1 - 0.5, 1 - 1.5) / 2; t_1 sd / sqrt(2) > 0.5 covers all samples
     assert (s["latency_p50_s"].low, s["latency_p50_s"].high) == (1.0, 3.0)
     assert s.to_dict()["metrics"]["latency_p50_s"]["mean"] == pytest.approx(1.5)
+
+
+def test_metrics_carry_their_latencies_across_processes():
+    import pickle
+
+    m = model({"s": {"workers": 1, "service_time_s": det(1.0)}})
+    metrics = run_replication(m, fixed(m, [0.0, 0.0], duration=3.0), seed=0, warmup_s=0.0).metrics()
+    back = pickle.loads(pickle.dumps(metrics))  # as a sweep's worker process returns it
+    assert list(back.latencies) == [1.0, 2.0] and list(back) == list(metrics) and dict(back)["latency_p50_s"] == 1.5

@@ -200,6 +200,15 @@ def _latency_metrics(lat: np.ndarray, prefix: str, out: dict) -> None:
             out[f"{prefix}latency_{k}_s"] = math.nan
 
 
+class Metrics(dict):
+    """A replication's metrics (name -> value) with the samples behind ``latency_*``: ``latencies``,
+    the latencies of the successful requests that arrived in the window, so that replications run
+    elsewhere (a sweep's finalists, in worker processes) can still be pooled (``twin.sim.stats``).
+    It pickles with them; as JSON or a table row it is the plain mapping."""
+
+    latencies: np.ndarray = np.zeros(0)
+
+
 @dataclass(frozen=True, eq=False)
 class ReplicationResult:
     model_name: str
@@ -229,7 +238,7 @@ class ReplicationResult:
             ok &= r.cls == r.class_names.index(class_name)
         return r.latency_s[ok]
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> Metrics:
         """Flat performance metrics of this replication (DESIGN's performance-metrics contract).
 
         Keys: ``latency_{mean,p50,p95,p99}_s`` (successful requests), ``throughput_per_s``,
@@ -241,8 +250,9 @@ class ReplicationResult:
         status = r.status[win]
         ok = win & (r.status == OK)
         n = int(win.sum())
-        out: dict[str, float] = {}
-        _latency_metrics(r.latency_s[ok], "", out)
+        out = Metrics()
+        out.latencies = r.latency_s[ok]
+        _latency_metrics(out.latencies, "", out)
         out["throughput_per_s"] = float(ok.sum()) / self.window_s
         out["error_rate"] = float((status != OK).mean()) if n else math.nan
         out["rejection_rate"] = float((status == REJECTED).mean()) if n else math.nan

@@ -42,8 +42,8 @@ from optuna.trial import TrialState
 
 from ..dburl import cannot_open, database_url
 from ..rundir import crash_point
-from ..sim.replicate import process_pool
-from ..sim.stats import Estimate, estimate
+from ..sim.replicate import LATENCY_QUANTILES, process_pool
+from ..sim.stats import Estimate, estimate, pooled_mean, pooled_quantile
 from ..spec import SystemModel, TwinError
 from .importance import study_importance
 from .sampling import (ExhaustiveSampler, PerTrialRandomSampler, exhaustive, finished_twin, grid, is_reuse,
@@ -363,6 +363,10 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
         with _quiet():
             trial = study.ask(dists)
         crash_point("trial-asked")  # before the first heartbeat: the trial is running and has none
+        if _surplus(study, trial, target):  # another worker took the last trial meanwhile: not run
+            trial.set_user_attr(SURPLUS, True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
         twin = finished_twin(study, {k: trial.params[k] for k in dists}, trial.number)
         if twin is not None:  # the same parameters under the same load and seed: the same result
             reuse(study, trial, twin)
@@ -382,6 +386,26 @@ def _work(storage, study_name, worker, max_trials, progress) -> int:
         ran += 1
         crash_point("trial-told")
     return ran
+
+
+SURPLUS = "surplus"
+
+
+def _surplus(study, trial, target: int) -> bool:
+    """Whether a newly proposed trial is beyond the budget: ``target`` trials numbered below it
+    already count (finished, running or queued; not reuses, nor a dead worker's, whose copy
+    counts).  Two workers that both saw one trial left ask two; the later number is failed at
+    once, not run, and counted nowhere, so the trials are those of one worker."""
+    if "fixed_params" in study._storage.get_trial_system_attrs(trial._trial_id):
+        return False  # queued (a warm start, a retry): always run
+    live = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.number >= trial.number or is_reuse(t) or t.user_attrs.get(SURPLUS):
+            continue
+        if t.state == TrialState.FAIL and "error" not in t.user_attrs:
+            continue
+        live += 1
+    return live >= target
 
 
 WAIT_FACTOR = 20  # a trial running this many times longer than the longest one done is taken for hung
@@ -629,6 +653,13 @@ def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick) -> list[
     for i, t in enumerate(finalists):
         per = [runs[(i, r)] for r in range(s.replications)]
         est = {m: estimate([p.get(m, math.nan) for p in per]) for m in names}
+        samples = [getattr(p, "latencies", None) for p in per]  # twin.sim.results.Metrics
+        if all(x is not None for x in samples):  # latencies pooled over the replications, as summarize does
+            for m in names:
+                if m == "latency_mean_s":
+                    est[m] = pooled_mean(samples)
+                elif m.startswith("latency_") and m[8:-2] in LATENCY_QUANTILES:
+                    est[m] = pooled_quantile(samples, LATENCY_QUANTILES[m[8:-2]])
         feasible = all(math.isfinite(est[m].mean) and est[m].mean <= b for m, b in s.constraints.items())
         confident = all(math.isfinite(est[m].high) and est[m].high <= b for m, b in s.constraints.items())
         out.append(Candidate(t.number, dict(t.params), dict(t.user_attrs.get("metrics", {})), est, feasible,
@@ -691,12 +722,15 @@ def _trial_counts(study) -> dict[str, int]:
     that reused a finished one's result counts as "reused", whatever its state."""
     from collections import Counter
 
-    return dict(Counter("reused" if is_reuse(t) else t.state.name.lower() for t in study.get_trials(deepcopy=False)))
+    return dict(Counter("reused" if is_reuse(t) else t.state.name.lower() for t in study.get_trials(deepcopy=False)
+                        if not t.user_attrs.get(SURPLUS)))
 
 
 def _history(study) -> list[dict]:
     out = []
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(SURPLUS):
+            continue
         out.append({"number": t.number, "state": t.state.name.lower(), "values": list(t.values) if t.values else None,
                     "feasible": _feasible(t) if t.state == TrialState.COMPLETE else None, "params": t.params,
                     "warm_start": bool(t.user_attrs.get("warm_start")),
