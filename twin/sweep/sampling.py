@@ -12,7 +12,8 @@ parameters twice gives the same numbers twice.  Hence:
   single int tunable with more values than ``trials`` (a staffing range of 40 values searched in
   25 trials can leave its exact optimum unsampled).  Trial n's point depends on the trials below
   n only (it waits, a few seconds at most, for those just created to have their parameters), not
-  on which worker asks: the same seed gives the same trials with any number of workers.  (The
+  on which worker asks: the same seed gives the same trials with any number of workers (a trial
+  a second worker asks beyond the budget is a surplus: failed unrun, counted nowhere).  (The
   points are not queued as waiting trials: two processes on SQLite can pop the same one.)
 - **Otherwise the configured sampler proposes.**  ``random`` draws trial n's parameters from a
   generator seeded by the task's seed and n alone, so it too gives the same trials with any
