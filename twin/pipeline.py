@@ -531,6 +531,7 @@ def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, result
     stage), a policy already stored under it is reused, so a rerun after a crash between storing
     and marking the stage done adds no second version."""
     from .policy.store import PolicyStore, RunRecord
+    from .sweep.study import replication_load
 
     out = []
     with PolicyStore(policy_url(exp, folder)) as store:
@@ -542,8 +543,8 @@ def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, result
                 out.append({"regime": regime["name"], "stored": False,
                             "reason": "no finalist met the constraints; nothing to recommend for this regime"})
                 continue
-            runs = [RunRecord(c["params"], c["estimates"], list(range(exp.sweep.replications)), doc["study"],
-                              c["trial"]) for c in r["candidates"]]
+            seeds = [replication_load(i) for i in range(exp.sweep.replications)]  # the finalists' loads: 1..R
+            runs = [RunRecord(c["params"], c["estimates"], seeds, doc["study"], c["trial"]) for c in r["candidates"]]
             confidence = _confidence(winner, r["constraints"])
             p = store.record(model=model.name, experiment=exp.name, regime=regime["name"],
                              load=regime["representative"], vector=regime["vector"], params=winner["params"],
