@@ -75,3 +75,15 @@ def test_metrics_carry_their_latencies_across_processes():
     metrics = run_replication(m, fixed(m, [0.0, 0.0], duration=3.0), seed=0, warmup_s=0.0).metrics()
     back = pickle.loads(pickle.dumps(metrics))  # as a sweep's worker process returns it
     assert list(back.latencies) == [1.0, 2.0] and list(back) == list(metrics) and dict(back)["latency_p50_s"] == 1.5
+
+
+def test_summarize_pools_each_class_latencies_too():
+    m = model({"s": {"workers": 1, "service_time_s": det(1.0)}},
+              classes={"a": {"share": 0.5, "entry": "s"}, "b": {"share": 0.5, "entry": "s"}})
+    one = run_replication(m, fixed(m, [0.0, 0.0], cls=["a", "b"], duration=4.0), seed=0, warmup_s=0.0)  # a 1, b 2
+    two = run_replication(m, fixed(m, [0.0, 0.0, 0.0], cls=["b", "b", "a"], duration=4.0), seed=1,
+                          warmup_s=0.0)  # b 1, 2; a 3
+    s = summarize([one, two])
+    assert s["class.b.latency_p50_s"].mean == pytest.approx(np.quantile([2.0, 1.0, 2.0], 0.5))
+    assert s["class.a.latency_mean_s"].mean == pytest.approx(2.0)  # (1 + 3) / 2
+    assert list(s.per_replication["class.a.latency_p50_s"]) == [1.0, 3.0]
