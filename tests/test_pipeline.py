@@ -75,6 +75,10 @@ def test_run_writes_every_stage_and_a_rerun_resumes(experiment, tmp_path):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "Schedule" in html and "regime-2" in html
     _a_short_dip_is_held_and_a_long_one_is_not(experiment(), out, regimes)
+    from twin.policy.store import PolicyStore
+
+    with PolicyStore(f"sqlite:///{out / 'policy.db'}") as store:  # finalists ran on loads 1..3, not the trials' 0
+        assert {tuple(r["seeds"]) for r in store.runs()} == {(1, 2, 3)}
 
     again = twin("run", experiment(), "--out", out)
     assert again.returncode == 0, again.stderr
