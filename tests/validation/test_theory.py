@@ -106,3 +106,11 @@ def test_che_needs_one_key_space():
                 caches={"c": {"capacity_bytes": 100, "backend": "db"}})
     with pytest.raises(NotAnalytic, match="one Zipf key space"):
         predict(two, 5.0)
+
+
+def test_mmc_sojourn_percentiles():
+    m = model({"s": {"workers": 4, "service_time_s": {"dist": "exponential", "mean": 0.2}}})
+    checks = {c.metric: c.expected for c in predict(m, 16.0)}
+    # checked against 2 million sojourns sampled from the Erlang C wait plus the service time
+    assert checks["latency_p50_s"] == pytest.approx(0.26924, rel=1e-4)
+    assert checks["latency_p99_s"] == pytest.approx(1.37864, rel=1e-4)

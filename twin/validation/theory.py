@@ -189,11 +189,12 @@ def predict(model: SystemModel, rate_per_s: float) -> list[Check]:
     checks.append(Check("throughput_per_s", rate_per_s * (1 - blocking), "arrival rate x (1 - blocking)"))
     if single:
         svc = model.services[active[0]]
-        if svc.workers == 1 and svc.queue_capacity is None and dist.dist == "exponential":
-            mu = 1 / dist.mean()
+        if svc.queue_capacity is None and dist.dist == "exponential":
+            mu, c = 1 / dist.mean(), svc.workers
+            formula = "M/M/1 sojourn ~ Exp(mu - lambda)" if c == 1 else \
+                f"M/M/{c} sojourn: Erlang C wait + Exp(mu) service"
             for q in (0.5, 0.95, 0.99):
-                checks.append(Check(f"latency_p{round(q * 100)}_s", mm1_sojourn_quantile(rate_per_s, mu, q),
-                                    "M/M/1 sojourn ~ Exp(mu - lambda)"))
+                checks.append(Check(f"latency_p{round(q * 100)}_s", mmc_sojourn_quantile(rate_per_s, mu, c, q), formula))
     return checks
 
 
