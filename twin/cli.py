@@ -133,9 +133,12 @@ def cmd_simulate(args) -> int:
             write_simulation(scratch, model=model, results=results, summary=summary, meta=meta)
     if args.trace:
         _write_trace(args.trace, results[0], source, model, args.seed)
+    # a stalled service (work held, nothing done) makes the numbers meaningless: said, and exit 1
+    for w in summary.warnings:
+        print(f"twin simulate: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps({**meta, **summary.to_dict()}, indent=2, allow_nan=False))
-        return 0
+        return 1 if summary.warnings else 0
     console = _console()
     load = f"replaying {_m(args.workload)} ({rate:.4g} req/s)" if args.workload else f"at {rate:g} req/s"
     console.print(f"[bold]{model.name}[/bold]: {replications} replications × {duration:g} s {load} "
@@ -163,7 +166,7 @@ def cmd_simulate(args) -> int:
         console.print(t)
     if args.out:
         console.print(f"results written to {_m(args.out)}/ (open {_m(Path(args.out) / 'report.html')} in a browser)")
-    return 0
+    return 1 if summary.warnings else 0
 
 
 def _write_trace(path: Path, result, source, model, seed: int) -> None:

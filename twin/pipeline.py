@@ -548,7 +548,7 @@ def _stage_policy(exp: Experiment, model: SystemModel, regimes_doc: dict, result
             confidence = _confidence(winner, r["constraints"])
             p = store.record(model=model.name, experiment=exp.name, regime=regime["name"],
                              load=regime["representative"], vector=regime["vector"], params=winner["params"],
-                             confidence=confidence, runs=runs, key=key)
+                             confidence=confidence, runs=runs, key=key, constraints=r["constraints"])
             crash_point("policy-stored")
             out.append({"regime": regime["name"], "stored": True, "version": p.version, "confidence": confidence,
                         "params": p.params})
@@ -561,7 +561,9 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
     policy's own parameters, as swept and replicated on the twin (a blend of neighbours, which
     ``twin policy query`` gives for a new load, was never run as such).  A change towards a
     quieter regime waits until it would hold ``min_hold``; a change towards a busier one is made
-    at once.  Every change is applied ``lead_time`` before its step."""
+    at once.  Every change is applied ``lead_time`` before its step.  A step outside the stored
+    regimes' range (above the busiest, below the quietest, a mix never swept) keeps the nearest
+    policy's settings but its entry says so (``out_of_range``, the reason) and asks for a sweep."""
     from .load.profile_workload import rate_column
     from .policy.engine import policy_for
     from .policy.store import PolicyStore
@@ -582,7 +584,7 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
         if "burstiness" in profile:
             load["burstiness"] = float(row["burstiness"])
         d = policy_for(load, policies, model, k=1, max_distance=exp.policy.max_distance,
-                       hysteresis=exp.policy.hysteresis, held=held)
+                       hysteresis=exp.policy.hysteresis, held=held, outside="flag")  # outside the range: said
         if d.params is not None:
             held = d
         steps.append((t, d))
@@ -610,6 +612,10 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
             entries[-1]["until"] = (t + step).isoformat()
             entries[-1]["steps"] += 1
             entries[-1]["sweep_needed"] = entries[-1]["sweep_needed"] or d.sweep_needed
+            if d.out_of_range and not entries[-1]["out_of_range"]:
+                entries[-1]["out_of_range"] = d.out_of_range
+                entries[-1]["reason"] += f"; from {t.isoformat()[:16]} outside the stored range: " \
+                                         f"{d.reason.partition('outside the stored range: ')[2]}"
             if kept and "kept" not in entries[-1]["reason"]:
                 entries[-1]["reason"] += f"; kept through a dip towards {d.anchor_name}, which would not hold " \
                                          f"{exp.schedule.min_hold / 60:g} min"
@@ -618,7 +624,7 @@ def _stage_schedule(exp: Experiment, model: SystemModel, profile: pd.DataFrame, 
         entries.append({"apply_at": (t - lead).isoformat(), "from": t.isoformat(), "until": (t + step).isoformat(),
                         "steps": 1, "anchor": anchor, "params": params,
                         "confidence": p.confidence if p is not None else 0.0, "reason": note,
-                        "sweep_needed": d.sweep_needed})
+                        "sweep_needed": d.sweep_needed, "out_of_range": d.out_of_range})
     return {"lead_time_s": exp.schedule.lead_time, "min_hold_s": exp.schedule.min_hold, "quantile": q,
             "entries": entries}
 
