@@ -321,7 +321,7 @@ def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress,
     schedule = json.loads((rf.path / "schedule.json").read_text())
 
     # 8. report ---------------------------------------------------------------------------------
-    k_report = _key("report", k_schedule, k_sweep, k_forecast, 1)
+    k_report = _key("report", k_schedule, k_sweep, k_forecast, 2)  # 2: window notes
     if rf.done("report", k_report, "report.html"):
         skipped.append("report")
     else:

@@ -175,7 +175,7 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
             esc(", ".join(f"{k} {v}" for k, v in r["trials"].items()))
         if doc.get("warm_start_from"):
             head += f" · warm start from {html.escape(doc['warm_start_from'])}"
-        head += "</p>"
+        head += "</p>" + _window_notes(doc)
         verdict = (f"<p><b>Winner</b>: {html.escape(', '.join(f'{k}={v}' for k, v in winner['params'].items()))}</p>"
                    if winner else "<p><b>No finalist met the constraints</b>: nothing is recommended for this "
                                   "regime; widen the tunables' bounds or relax the constraints.</p>")
@@ -195,6 +195,16 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
                  f"database with hysteresis).</p>",
                  table(["apply at", "from", "until", "nearest regime", "parameters", "confidence", "note"], rows)]
     return page(f"twin run: {exp.name}", sections)
+
+
+def _window_notes(doc: dict) -> str:
+    """What the sweep's window check and the winner's warm-up (MSER-5) said, where either matters:
+    a window shorter than the model's slowest process, a warm-up longer than the configured one."""
+    notes = list((doc.get("window") or {}).get("messages") or [])
+    warmup = doc.get("warmup") or {}
+    if warmup.get("longer_than_configured") or warmup.get("settled") is False:
+        notes.append(warmup.get("note") or "")
+    return "".join(f'<p style="color:#a34700"><b>Window</b>: {esc(n)}</p>' for n in notes if n)
 
 
 __all__ = ["render_run"]
