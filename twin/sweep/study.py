@@ -45,7 +45,9 @@ from ..rundir import crash_point
 from ..sim.replicate import LATENCY_QUANTILES, process_pool
 from ..sim.stats import Estimate, estimate, pooled_mean, pooled_quantile
 from ..spec import SystemModel, TwinError
+from ..spec.loader import current_params
 from .importance import study_importance
+from .noise import settle
 from .sampling import (ExhaustiveSampler, PerTrialRandomSampler, exhaustive, finished_twin, grid, is_reuse,
                        planned_trials, reuse, space_size)
 from .task import Evaluator, SweepTask, constraint_values
@@ -519,6 +521,8 @@ class SweepResult:
     importance: dict[str, dict[str, float]]  # per objective and constraint: each parameter's share of its variance
     pareto: list[dict]  # multi-objective: the trials' front (params, values)
     history: list[dict]  # every trial: number, state, values, feasible
+    #: per swept parameter: its effect with intervals, or no measurable effect (``twin.sweep.noise``)
+    effects: dict[str, dict] = field(default_factory=dict)
 
     @property
     def winner(self) -> Candidate | None:
@@ -529,7 +533,7 @@ class SweepResult:
                 "constraints": self.constraints, "trials": self.trials,
                 "winner": self.winner.to_dict() if self.winner else None,
                 "candidates": [c.to_dict() for c in self.candidates], "importance": self.importance,
-                "pareto": self.pareto, "history": self.history}
+                "pareto": self.pareto, "history": self.history, "effects": self.effects}
 
 
 _EVALUATOR: dict[str, Evaluator] = {}  # the last task's, per process: its workloads are reused
@@ -605,10 +609,12 @@ def _batches(study: optuna.Study, task: SweepTask) -> list[list]:
 
 
 def finish(url: str, task: SweepTask, *, jobs: int = 1,
-           progress: Callable[[int, int], None] | None = None) -> SweepResult:
+           progress: Callable[[int, int], None] | None = None, current: dict | None = None) -> SweepResult:
     """Replicate finalists on independent loads (the same loads for each), rank them with
     confidence intervals, and compute parameter importance.  When no finalist of a batch meets
-    the constraints on average, the next batch is replicated (at most ``MAX_BATCHES``)."""
+    the constraints on average, the next batch is replicated (at most ``MAX_BATCHES``).  The
+    winner's parameters with no measurable effect are then set to their ``current`` values (the
+    settings in force; default: the model's own values) by ``twin.sweep.noise``."""
     with _storage(url) as storage:
         study, _ = load_study(storage, task.study, task)
         s = task.sweep
@@ -628,8 +634,43 @@ def finish(url: str, task: SweepTask, *, jobs: int = 1,
         if progress:
             progress(total, total)
         _judge(candidates, s)
+        effects = _settle_noise(task, candidates, jobs, current)
+        _EVALUATOR.clear()
         return SweepResult(task.study, s.objectives, dict(s.constraints), _trial_counts(study), candidates,
-                           importance(study, task), _pareto(study, s), _history(study))
+                           importance(study, task), _pareto(study, s), _history(study), effects)
+
+
+def _current_values(task: SweepTask, current: dict | None) -> dict:
+    """The settings in force, as values of the swept tunables' domains (None where outside)."""
+    model = task.system_model()
+    raw = current_params(model) if current is None else current
+    out = {}
+    for name, t in model.tunables.items():
+        try:
+            out[name] = t.coerce(raw[name]) if raw.get(name) is not None else None
+        except ValueError:
+            out[name] = None
+    return out
+
+
+def _settle_noise(task: SweepTask, candidates: list[Candidate], jobs: int, current: dict | None) -> dict:
+    """``twin.sweep.noise.settle`` on the winner: a variant already replicated as a finalist (the
+    same loads 1..R) is reused, not run again."""
+    from types import SimpleNamespace
+
+    winner = next((c for c in candidates if c.verdict == "winner"), None)
+    if winner is None:
+        return {}
+
+    def replicate(params):
+        known = next((c for c in candidates if c.params == params and c.replications), None)
+        if known is not None:
+            return known
+        finalist = SimpleNamespace(number=winner.trial, params=params, user_attrs={})
+        return _replicate_batch(task, [finalist], jobs, lambda *a: None)[0]
+
+    names = list(distributions(task.system_model(), task.sweep.tunables))
+    return settle(winner, replicate, _current_values(task, current), names, task.sweep)
 
 
 def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick) -> list[Candidate]:
