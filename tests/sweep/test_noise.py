@@ -76,3 +76,16 @@ def test_no_effect_that_breaks_a_constraint_keeps_the_swept_value():
     winner = candidate({"a": "y"}, base)
     out = settle(winner, lambda p: candidate(p, base, confident=False), {"a": "x"}, ["a"], SWEEP)
     assert out["a"]["verdict"] == "effect" and winner.params == {"a": "y"}
+
+
+def test_the_run_report_shows_each_parameters_outcome():
+    from twin.report.run import _effects
+
+    base = [{"cost": c, "latency_p99_s": 0.5} for c in (10.0, 11.0, 9.5, 10.5)]
+    winner = candidate({"a": "y", "b": 2}, base)
+    out = settle(winner, lambda p: candidate(p, base), {"a": "x", "b": 2}, ["a", "b"], SWEEP)
+    doc = {"result": {"objectives": [["cost", "minimize"]], "constraints": {"latency_p99_s": 1.0}, "effects": out}}
+    page = _effects(doc)
+    assert "no measurable effect, left at x (swept y)" in page and "the current value" in page
+    assert "cost: winner − current" in page and "0 [0, 0]" in page
+    assert _effects({"result": {**doc["result"], "effects": {}}}) == ""  # an older run folder: no table

@@ -143,6 +143,31 @@ def _finalists(doc: dict) -> str:
     return table(header, rows)
 
 
+def _effects(doc: dict) -> str:
+    """Per swept parameter: the winner's value and whether it has a measurable effect (the paired
+    difference, winner minus the current value, on each objective and constraint), or is left at the
+    current value because it has none (``twin.sweep.noise``)."""
+    r = doc["result"]
+    effects = r.get("effects") or {}  # a run folder written before the check has none
+    if not effects:
+        return ""
+    metrics = [m for m, _ in r["objectives"]] + [m for m in r["constraints"] if m not in dict(r["objectives"])]
+    rows = []
+    for name, e in effects.items():
+        outcome = {"no measurable effect": f"no measurable effect, left at {e['current']} (swept {e['swept']})",
+                   "at current": "the current value", "effect": "effect"}.get(e["verdict"], e["verdict"])
+        if e.get("reason"):
+            outcome += f": {e['reason']}"
+        rows.append([name, e["value"], outcome] + [_interval(e["effects"].get(m)) for m in metrics])
+    return table(["parameter", "recommended", "outcome"] + [f"{m}: winner − current" for m in metrics], rows)
+
+
+def _interval(e: dict | None) -> str:
+    if not e or e.get("ci_low") is None:
+        return "–"
+    return f"{_num(e['mean'])} [{_num(e['ci_low'])}, {_num(e['ci_high'])}]"
+
+
 def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes_doc: dict, results: dict,
                schedule: dict, forecast_info: dict) -> str:
     s = exp.sweep
@@ -179,7 +204,7 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
         verdict = (f"<p><b>Winner</b>: {html.escape(', '.join(f'{k}={v}' for k, v in winner['params'].items()))}</p>"
                    if winner else "<p><b>No finalist met the constraints</b>: nothing is recommended for this "
                                   "regime; widen the tunables' bounds or relax the constraints.</p>")
-        sections += [head, _trials_figure(doc), verdict, _finalists(doc)]
+        sections += [head, _trials_figure(doc), verdict, _finalists(doc), _effects(doc)]
     imp = _importance_table(results)
     if imp:
         sections += ["<h2>Parameter importance</h2><p>The share of each objective's and constraint's variance "
