@@ -89,3 +89,31 @@ def test_the_run_report_shows_each_parameters_outcome():
     assert "no measurable effect, left at x (swept y)" in page and "the current value" in page
     assert "cost: winner − current" in page and "0 [0, 0]" in page
     assert _effects({"result": {**doc["result"], "effects": {}}}) == ""  # an older run folder: no table
+
+
+def test_ties_go_to_the_current_settings_then_to_fewer_resources(tmp_path):
+    """Equal costs (workers unpriced): among tied finalists the winner is the one at the model's
+    workers if any, else the fewest workers, whichever had the better mean."""
+    from twin.sim.stats import estimate
+    from twin.spec.experiment import Sweep
+    from twin.sweep.study import Candidate, _judge
+
+    path = tmp_path / "wide.yaml"
+    path.write_text(mmc_model(1, 64))
+    model = load_model(path)
+    s = Sweep(maximize=[], minimize=["cost"], constraints={"latency_p99_s": 0.2}, tie_tolerance=0.0, trials=10,
+              window=60, warmup=0)
+
+    def finalist(n, workers, cost):
+        est = {"cost": estimate(cost), "latency_p99_s": estimate([0.1, 0.11, 0.09, 0.1])}
+        return Candidate(n, {"workers": workers}, {}, est, feasible=True, confident=True)
+
+    def judged(current):
+        cands = [finalist(0, 34, [1.00, 1.02, 0.98, 1.00]), finalist(1, 29, [1.01, 1.03, 0.99, 1.01]),
+                 finalist(2, 47, [1.00, 1.01, 0.99, 1.01]), finalist(3, 4, [1.50, 1.51, 1.49, 1.50])]
+        _judge(cands, s, current, model)
+        return {c.params["workers"]: c.verdict for c in cands}
+
+    assert judged({"workers": 4}) == {29: "winner", 34: "tie", 47: "tie", 4: "loses"}  # 4 is clearly dearer
+    assert judged({"workers": 47}) == {47: "winner", 34: "tie", 29: "tie", 4: "loses"}
+    assert judged(None) == {29: "winner", 34: "tie", 47: "tie", 4: "loses"}

@@ -633,7 +633,7 @@ def finish(url: str, task: SweepTask, *, jobs: int = 1,
         _EVALUATOR.clear()
         if progress:
             progress(total, total)
-        _judge(candidates, s)
+        _judge(candidates, s, _current_values(task, current), task.system_model())
         effects = _settle_noise(task, candidates, jobs, current)
         _EVALUATOR.clear()
         return SweepResult(task.study, s.objectives, dict(s.constraints), _trial_counts(study), candidates,
@@ -708,7 +708,7 @@ def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick) -> list[
     return out
 
 
-def _judge(candidates: list[Candidate], s) -> None:
+def _judge(candidates: list[Candidate], s, current: dict | None = None, model: SystemModel | None = None) -> None:
     feasible = [c for c in candidates if c.feasible]
     for c in candidates:
         c.verdict = "infeasible"
@@ -742,6 +742,44 @@ def _judge(candidates: list[Candidate], s) -> None:
             w.half_width) else e.mean == w.mean
         close = abs(e.mean - w.mean) <= s.tie_tolerance * abs(w.mean)
         c.verdict = "tie" if overlap or close else "loses"
+    _break_tie(best, feasible, sign, metric, current or {}, model)
+
+
+#: a tunable whose target ends in one of these is a capacity: more of it is more resources
+CAPACITY_FIELDS = ("instances", "workers", "capacity_bytes", "size")
+
+
+def resources(params: dict, model: SystemModel | None) -> float:
+    """How much capacity ``params`` hold: each capacity tunable's place in its domain (0 at low,
+    1 at high), summed; 0 without a model.  Priced capacity is in the cost already; this orders
+    what the model does not price."""
+    if model is None:
+        return 0.0
+    total = 0.0
+    for name, v in params.items():
+        t = model.tunables.get(name)
+        if t is None or t.type == "categorical" or not isinstance(v, (int, float)):
+            continue
+        if t.monotone is not None or t.targets[0].rsplit(".", 1)[-1] in CAPACITY_FIELDS:
+            share = (v - t.low) / (t.high - t.low)
+            total += share if t.monotone != "decreasing" else 1 - share
+    return total
+
+
+def _break_tie(best: Candidate, feasible: list[Candidate], sign: int, metric: str, current: dict,
+               model: SystemModel | None) -> None:
+    """Among the winner and the finalists tied with it (as sure of the constraints), the one with
+    the fewest parameters away from the ``current`` settings, then the fewest resources, then the
+    best mean wins, deterministically."""
+    pool = [best] + [c for c in feasible if c.verdict == "tie" and (c.confident or not best.confident)]
+
+    def key(c):
+        away = sum(1 for k, v in current.items() if v is not None and k in c.params and c.params[k] != v)
+        return away, round(resources(c.params, model), 12), sign * c.estimates[metric].mean, c.trial
+
+    chosen = min(pool, key=key)
+    if chosen is not best:
+        best.verdict, chosen.verdict = "tie", "winner"
 
 
 def importance(study: optuna.Study, task: SweepTask) -> dict[str, dict[str, float]]:
