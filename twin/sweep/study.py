@@ -16,6 +16,10 @@ intervals: a finalist whose interval overlaps the winner's is a tie.  Those load
 1..R (``replication_load``), never load 0, the trials' own: a finalist was chosen because its
 run on load 0 went well, and judging it on that run again would bias it towards feasible.
 
+The winner's parameters with no measurable effect (paired intervals on those replications) are
+then left at the current settings, and ties go to the current settings, then fewer resources
+(``twin.sweep.noise``, ``_break_tie``).
+
 Which parameters each trial gets (small discrete spaces exhaustively, repeats reused and not
 counted, what is repeatable with several workers) is ``twin.sweep.sampling``'s; parameter
 importance per objective and constraint is ``twin.sweep.importance``'s.
