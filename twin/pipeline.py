@@ -277,7 +277,8 @@ def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress,
                                        for name, d in doc.items()) + " (workloads/)")
 
     # 5. sweep, a study per regime ----------------------------------------------------------------
-    k_sweep = _key("sweep", k_regimes, k_model, cfg["sweep"], cfg["scenarios"], exp.seed)
+    k_sweep = _key("sweep", k_regimes, k_model, cfg["sweep"], cfg["scenarios"], exp.seed,
+                   2)  # 2: finalists on loads 1..R, parameters without measurable effect left at the current value
     results = {}
     for i, regime in enumerate(regimes_doc["regimes"]):
         name = regime["name"]
