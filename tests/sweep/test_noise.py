@@ -71,6 +71,24 @@ def test_a_clear_effect_is_never_reported_as_no_effect():
     assert calls == [{"a": "x", "b": 2}, {"a": "x", "b": 1}]  # b judged against the settled a
 
 
+def test_an_effect_within_the_tie_tolerance_is_negligible_and_goes_back_to_current():
+    """A deterministic 0.5% cost difference (memory priced at a tiny share of the bill) is measurable
+    (its paired interval excludes 0) but inside tie_tolerance 1%: left at the current value and
+    reported as a negligible effect; at 2% it is an effect and keeps the swept value."""
+    from twin.sim.stats import estimate
+
+    base = [{"cost": c, "latency_p99_s": 0.5} for c in (10.0, 11.0, 9.5, 10.5)]
+    sweep = SimpleNamespace(**vars(SWEEP), tie_tolerance=0.01)
+    for extra, verdict, value in ((0.005, "negligible effect", 64), (0.02, "effect", 9)):
+        winner = candidate({"memory": 9}, base)
+        winner.estimates = {"cost": estimate([r["cost"] for r in base]), "latency_p99_s": estimate([0.5] * 4)}
+        dearer = [{"cost": r["cost"] * (1 + extra), "latency_p99_s": 0.5} for r in base]
+        out = settle(winner, lambda p: candidate(p, dearer), {"memory": 64}, ["memory"], sweep)
+        assert out["memory"]["effects"]["cost"]["ci_high"] < 0  # measurable: the swept value is cheaper
+        assert out["memory"]["verdict"] == verdict and out["memory"]["value"] == value, extra
+        assert winner.params == {"memory": value}
+
+
 def test_no_effect_that_breaks_a_constraint_keeps_the_swept_value():
     base = [{"cost": 10.0, "latency_p99_s": 0.9 + 0.01 * i} for i in range(4)]
     winner = candidate({"a": "y"}, base)

@@ -155,6 +155,7 @@ def _effects(doc: dict) -> str:
     rows = []
     for name, e in effects.items():
         outcome = {"no measurable effect": f"no measurable effect, left at {e['current']} (swept {e['swept']})",
+                   "negligible effect": f"negligible effect, left at {e['current']} (swept {e['swept']})",
                    "at current": "the current value", "effect": "effect"}.get(e["verdict"], e["verdict"])
         if e.get("reason"):
             outcome += f": {e['reason']}"

@@ -6,7 +6,10 @@ winner is run again with that one parameter at its current value, on the same re
 1..R, common random numbers), so each replication gives a paired difference per objective and
 constraint.  When every paired t interval contains 0 and the constraints are still met (with
 confidence where the winner met them with confidence), the parameter has no measurable effect: it
-is left at its current value, and the next parameter is judged against that setting.  Otherwise it
+is left at its current value, and the next parameter is judged against that setting.  Paired
+intervals that exclude 0 but lie within the sweep's ``tie_tolerance`` of the winner's values (a
+deterministic cost difference of 0.1%, say) are a *negligible effect*: measurable, too small to
+move a setting away from the current one, which is kept likewise.  Otherwise it
 keeps the swept value, and its effect (winner minus current, with its interval) is reported.
 Parameters are judged in a fixed order (the sweep's), so the outcome is deterministic.
 """
@@ -29,10 +32,19 @@ def paired_effects(winner: list[dict], variant: list[dict], metrics: list[str]) 
     return out
 
 
-def _inside_noise(effects: dict, replications: int) -> bool:
-    """Every metric's paired interval defined over all replications and containing 0."""
-    return all(e.n == replications and e.n >= 2 and math.isfinite(e.half_width) and e.contains(0.0)
-               for e in effects.values())
+def _inside_noise(effects: dict, replications: int, scale: dict | None = None, tolerance: float = 0.0) -> bool:
+    """Every metric's paired interval defined over all replications and either containing 0 or, with
+    ``tolerance`` > 0, inside +-tolerance x |scale[metric]| (an effect too small to matter, as the
+    sweep's ``tie_tolerance`` says of objectives: a deterministic cost difference of 0.1% is measurable
+    but not a reason to move a setting away from the current one)."""
+    def negligible(m, e):
+        if e.contains(0.0):
+            return True
+        ref = abs((scale or {}).get(m, math.nan))
+        return tolerance > 0 and math.isfinite(ref) and -tolerance * ref <= e.low and e.high <= tolerance * ref
+
+    return all(e.n == replications and e.n >= 2 and math.isfinite(e.half_width) and negligible(m, e)
+               for m, e in effects.items())
 
 
 def settle(winner, replicate: Callable[[dict], object], current: dict, names: list[str], sweep) -> dict:
@@ -40,7 +52,7 @@ def settle(winner, replicate: Callable[[dict], object], current: dict, names: li
     ``replicate(params)`` gives a ``Candidate`` of ``params`` on the winner's replications.  The
     winner is updated in place to the settled parameters (and their estimates).  Returns, per
     parameter, what was found: {"value", "verdict": "effect" | "no measurable effect" | "at current"
-    | "not checked", "current", "swept", "effects": {metric: interval}, "reason"}."""
+    | "negligible effect" | "not checked", "current", "swept", "effects": {metric: interval}, "reason"}."""
     metrics = [m for m, _ in sweep.objectives] + [m for m in sweep.constraints if m not in dict(sweep.objectives)]
     n = len(winner.replications)
     out = {}
@@ -60,13 +72,21 @@ def settle(winner, replicate: Callable[[dict], object], current: dict, names: li
         effects = paired_effects(winner.replications, variant.replications, metrics)
         row["effects"] = {m: e.to_dict() for m, e in effects.items()}
         safe = variant.confident if winner.confident else variant.feasible
-        if _inside_noise(effects, n) and safe:
-            out[name] = {**row, "value": cur, "verdict": "no measurable effect"}
+        scale = {m: winner.estimates[m].mean for m in metrics if m in winner.estimates}
+        tolerance = getattr(sweep, "tie_tolerance", 0.0)
+        quiet = _inside_noise(effects, n, scale, tolerance)
+        if quiet and safe:
+            if _inside_noise(effects, n):
+                out[name] = {**row, "value": cur, "verdict": "no measurable effect"}
+            else:
+                out[name] = {**row, "value": cur, "verdict": "negligible effect",
+                             "reason": f"every paired interval within +-{tolerance:.0%} of the winner's value "
+                                       f"(sweep.tie_tolerance)"}
             winner.params, winner.estimates, winner.replications = variant.params, variant.estimates, variant.replications
             winner.feasible, winner.confident = variant.feasible, variant.confident
         else:
             out[name] = {**row, "verdict": "effect",
-                         "reason": "" if _inside_noise(effects, n) else "a paired interval excludes 0"}
+                         "reason": "" if quiet else f"a paired interval excludes 0 and +-{tolerance:.0%}"}
             if not safe:
                 out[name]["reason"] = "at the current value a constraint is not met with confidence"
     return out
@@ -77,6 +97,8 @@ def describe(name: str, row: dict) -> str:
     v = row["verdict"]
     if v == "no measurable effect":
         return f"{name}: no measurable effect, left at {row['current']} (swept {row['swept']})"
+    if v == "negligible effect":
+        return f"{name}: negligible effect, left at {row['current']} (swept {row['swept']}): {row.get('reason', '')}"
     if v == "at current":
         return f"{name}: {row['value']} (the current value)"
     if v == "not checked":
