@@ -103,6 +103,17 @@ class Sweep(Section):
     #: the leading candidates re-run with independent loads before a winner is declared
     finalists: Annotated[int, Field(ge=1, le=50), NoBool] = 3
     replications: Annotated[int, Field(ge=2, le=200), NoBool] = 5
+    #: a finalist whose constraints hold on average but whose interval crosses a bound, and which
+    #: beats every finalist that holds them with confidence, gets more replications (doubling) up to
+    #: this many (default: 4 x replications) before it is passed over as unsure
+    max_replications: Annotated[int, Field(ge=2, le=800), NoBool] | None = None
+    #: the share of a finalist's replications (each one window) in which every constraint must hold, as
+    #: an SLO is judged per window: with window = the SLO's window, 0.75 says "in 3 windows of 4";
+    #: 0 judges the means (and their intervals) only
+    compliance: Annotated[float, Field(ge=0, le=1), NoBool] = 0.0
+    #: a trial that breaks a constraint on its one window by at most this share of the bound may still
+    #: be a finalist: one window is noisy (a tail quantile's most of all), the finalists' replications judge
+    screen_margin: Annotated[float, Field(ge=0, le=1), NoBool] = 0.25
     #: finalists within this relative distance of the winner's objective are a tie, whatever their intervals
     tie_tolerance: Annotated[float, Field(ge=0, le=1), NoBool] = 0.01
     #: length of the synthesized load each trial faces, and its warm-up
@@ -132,6 +143,9 @@ class Sweep(Section):
             raise ValueError(f"minimize: a metric appears twice among the objectives {objectives}")
         if self.warmup >= self.window:
             raise ValueError(f"warmup: expected less than the window ({self.window:g} s), got {self.warmup:g} s")
+        if self.max_replications is not None and self.max_replications < self.replications:
+            raise ValueError(f"max_replications: expected at least replications ({self.replications}), "
+                             f"got {self.max_replications}")
         if self.sampler == "nsga2" and len(objectives) < 2:
             raise ValueError("sampler: nsga2 is for two or more objectives; use tpe for one")
         return self
@@ -139,6 +153,10 @@ class Sweep(Section):
     @property
     def objectives(self) -> list[tuple[str, str]]:
         return [(m, "minimize") for m in self.minimize] + [(m, "maximize") for m in self.maximize]
+
+    @property
+    def replication_cap(self) -> int:
+        return self.max_replications if self.max_replications is not None else min(4 * self.replications, 800)
 
 
 class Policy(Section):

@@ -54,7 +54,7 @@ from .importance import study_importance
 from .noise import settle
 from .sampling import (ExhaustiveSampler, PerTrialRandomSampler, exhaustive, finished_twin, grid, is_reuse,
                        planned_trials, reuse, space_size)
-from .task import Evaluator, SweepTask, constraint_values
+from .task import Evaluator, SweepTask, constraint_values, replications_met
 
 HEARTBEAT_S = 3
 GRACE_S = 12
@@ -189,7 +189,8 @@ def _create_study(storage, task: SweepTask, warm) -> optuna.Study:
 
 #: settings a study may change between runs: how many trials, who runs them, and what is done
 #: with them afterwards
-AFTER_TRIALS = ("trials", "workers", "storage", "finalists", "replications", "tie_tolerance", "warm_start")
+AFTER_TRIALS = ("trials", "workers", "storage", "finalists", "replications", "tie_tolerance", "warm_start",
+                "max_replications", "screen_margin", "compliance")
 
 
 def _same_but_trials(text: str) -> dict:
@@ -508,6 +509,7 @@ class Candidate:
     confident: bool = False  # every constraint's interval within its bound
     verdict: str = ""  # winner | tie | loses | unsure | infeasible | pareto
     replications: list[dict] = field(default_factory=list)  # the estimated metrics, per replication
+    runs: list = field(default_factory=list, repr=False, compare=False)  # the replications' Metrics (not saved)
 
     def to_dict(self) -> dict:
         return {"trial": self.trial, "params": self.params, "verdict": self.verdict, "feasible": self.feasible,
@@ -565,6 +567,14 @@ def _feasible(trial) -> bool:
     return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
 
 
+def _near_feasible(trial, s) -> bool:
+    """Within ``sweep.screen_margin`` of every bound on the trial's one window (a bound of 0 is
+    taken as it is): a finalist to be judged on independent loads, not screened out by one window's noise."""
+    values = trial.user_attrs.get("constraints", [])
+    bounds = list(s.constraints.values())
+    return all(c <= (s.screen_margin if b > 0 else 0.0) for c, b in zip(values, bounds))
+
+
 MAX_BATCHES = 3  # batches of finalists replicated before a sweep says that none meets the constraints
 
 
@@ -578,7 +588,10 @@ def _batches(study: optuna.Study, task: SweepTask) -> list[list]:
     """Finalists in batches.  One objective: the feasible trials grouped into levels of the
     objective (within ``tie_tolerance``), best level first; a batch takes, from each of the next
     ``finalists`` levels, the trial with the most room inside its constraints, so that a cheap
-    setting that only just passed on one load has a sturdier neighbour in the same batch.
+    setting that only just passed on one load has a sturdier neighbour in the same batch.  The first
+    batch also takes the *near miss*: of the trials better than every feasible one that broke a
+    bound by at most ``screen_margin`` of it on their one window, the one that broke it least (one
+    window is noisy, a tail quantile's most of all: the replications judge it).
     Several objectives: the feasible Pareto front, spread evenly.  With no feasible trial, the
     least infeasible ones."""
     s = task.sweep
@@ -609,14 +622,22 @@ def _batches(study: optuna.Study, task: SweepTask) -> list[list]:
         else:
             levels.append([t])
     picks = [max(level, key=_slack) for level in levels]
-    return [picks[i:i + s.finalists] for i in range(0, len(picks), s.finalists)][:MAX_BATCHES]
+    batches = [picks[i:i + s.finalists] for i in range(0, len(picks), s.finalists)][:MAX_BATCHES]
+    best = sign * ranked[0].values[0]
+    near = [t for t in unique if not _feasible(t) and _near_feasible(t, s)
+            and sign * t.values[0] < best - s.tie_tolerance * abs(best)]
+    if near:
+        batches[0].insert(0, max(near, key=lambda t: (_slack(t), -sign * t.values[0])))
+    return batches
 
 
 def finish(url: str, task: SweepTask, *, jobs: int = 1,
            progress: Callable[[int, int], None] | None = None, current: dict | None = None) -> SweepResult:
     """Replicate finalists on independent loads (the same loads for each), rank them with
     confidence intervals, and compute parameter importance.  When no finalist of a batch meets
-    the constraints on average, the next batch is replicated (at most ``MAX_BATCHES``).  The
+    the constraints on average, the next batch is replicated (at most ``MAX_BATCHES``).  A
+    finalist that meets them on average but not with confidence, and beats every confident one,
+    gets more replications (``_firm_up``) before it is judged.  The
     winner's parameters with no measurable effect are then set to their ``current`` values (the
     settings in force; default: the model's own values) by ``twin.sweep.noise``."""
     with _storage(url) as storage:
@@ -634,6 +655,7 @@ def finish(url: str, task: SweepTask, *, jobs: int = 1,
             done += len(batch) * s.replications
             if any(c.feasible for c in candidates):
                 break
+        _firm_up(task, candidates, jobs)
         _EVALUATOR.clear()
         if progress:
             progress(total, total)
@@ -666,50 +688,109 @@ def _settle_noise(task: SweepTask, candidates: list[Candidate], jobs: int, curre
     if winner is None:
         return {}
 
+    n = len(winner.replications)
+
     def replicate(params):
         known = next((c for c in candidates if c.params == params and c.replications), None)
         if known is not None:
+            if len(known.replications) < n:
+                _extend(task, [known], n, jobs)
             return known
         finalist = SimpleNamespace(number=winner.trial, params=params, user_attrs={})
-        return _replicate_batch(task, [finalist], jobs, lambda *a: None)[0]
+        return _replicate_batch(task, [finalist], jobs, lambda *a: None, count=n)[0]
 
     names = list(distributions(task.system_model(), task.sweep.tunables))
     return settle(winner, replicate, _current_values(task, current), names, task.sweep)
 
 
-def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick) -> list[Candidate]:
-    s = task.sweep
-    jobs_list = [(i, r) for i in range(len(finalists)) for r in range(s.replications)]
-    runs: dict[tuple[int, int], dict] = {}
+def _run_all(task: SweepTask, jobs_list: list[tuple[dict, int]], jobs: int, tick) -> list:
+    """Replication r of each (params, r), in order, on ``jobs`` processes."""
     text = task.to_json()
     if jobs <= 1 or len(jobs_list) <= 1:
-        for k, (i, r) in enumerate(jobs_list):
-            runs[(i, r)] = _replicate(text, finalists[i].params, r)
+        out = []
+        for k, (params, r) in enumerate(jobs_list):
+            out.append(_replicate(text, params, r))
             tick(k + 1, len(jobs_list))
-    else:
-        with process_pool(jobs) as pool:
-            futures = {pool.submit(_replicate, text, finalists[i].params, r): (i, r) for i, r in jobs_list}
-            for k, fut in enumerate(futures):
-                runs[futures[fut]] = fut.result()
-                tick(k + 1, len(jobs_list))
+        return out
+    with process_pool(jobs) as pool:
+        futures = [pool.submit(_replicate, text, params, r) for params, r in jobs_list]
+        out = []
+        for k, fut in enumerate(futures):
+            out.append(fut.result())
+            tick(k + 1, len(jobs_list))
+        return out
+
+
+def _metric_names(s) -> list[str]:
     names = [m for m, _ in s.objectives] + [m for m in s.constraints if m not in dict(s.objectives)]
-    names += [m for m in ("latency_p99_s", "error_rate", "cost", "throughput_per_s") if m not in names]
+    return names + [m for m in ("latency_p99_s", "error_rate", "cost", "throughput_per_s") if m not in names]
+
+
+def _estimate(c: Candidate, s) -> None:
+    """The candidate's estimates, feasibility and confidence from its runs (latency quantiles and
+    means pooled over the replications, as ``summarize`` does; other metrics: t-intervals)."""
+    names, per = _metric_names(s), c.runs
+    est = {m: estimate([p.get(m, math.nan) for p in per]) for m in names}
+    samples = [getattr(p, "latencies", None) for p in per]  # twin.sim.results.Metrics
+    if all(x is not None for x in samples):
+        for m in names:
+            if m == "latency_mean_s":
+                est[m] = pooled_mean(samples)
+            elif m.startswith("latency_") and m[8:-2] in LATENCY_QUANTILES:
+                est[m] = pooled_quantile(samples, LATENCY_QUANTILES[m[8:-2]])
+    c.estimates = est
+    c.replications = [{m: p.get(m, math.nan) for m in names} for p in per]
+    windows = replications_met(c.replications, s.constraints) >= s.compliance * len(per) - 1e-9
+    c.feasible = windows and all(math.isfinite(est[m].mean) and est[m].mean <= b for m, b in s.constraints.items())
+    c.confident = c.feasible and all(math.isfinite(est[m].high) and est[m].high <= b
+                                     for m, b in s.constraints.items())
+
+
+def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick, count: int | None = None) -> list[Candidate]:
+    """Each finalist (a trial) on replications 0..count-1 (default ``sweep.replications``)."""
+    s = task.sweep
+    count = s.replications if count is None else count
+    runs = _run_all(task, [(t.params, r) for t in finalists for r in range(count)], jobs, tick)
     out = []
     for i, t in enumerate(finalists):
-        per = [runs[(i, r)] for r in range(s.replications)]
-        est = {m: estimate([p.get(m, math.nan) for p in per]) for m in names}
-        samples = [getattr(p, "latencies", None) for p in per]  # twin.sim.results.Metrics
-        if all(x is not None for x in samples):  # latencies pooled over the replications, as summarize does
-            for m in names:
-                if m == "latency_mean_s":
-                    est[m] = pooled_mean(samples)
-                elif m.startswith("latency_") and m[8:-2] in LATENCY_QUANTILES:
-                    est[m] = pooled_quantile(samples, LATENCY_QUANTILES[m[8:-2]])
-        feasible = all(math.isfinite(est[m].mean) and est[m].mean <= b for m, b in s.constraints.items())
-        confident = all(math.isfinite(est[m].high) and est[m].high <= b for m, b in s.constraints.items())
-        out.append(Candidate(t.number, dict(t.params), dict(t.user_attrs.get("metrics", {})), est, feasible,
-                             confident, replications=[{m: p.get(m, math.nan) for m in names} for p in per]))
+        c = Candidate(t.number, dict(t.params), dict(t.user_attrs.get("metrics", {})),
+                      runs=runs[i * count:(i + 1) * count])
+        _estimate(c, s)
+        out.append(c)
     return out
+
+
+def _extend(task: SweepTask, candidates: list[Candidate], count: int, jobs: int) -> None:
+    """More replications for each candidate, up to ``count`` (the next independent loads)."""
+    todo = [(c, r) for c in candidates for r in range(len(c.runs), count)]
+    runs = _run_all(task, [(c.params, r) for c, r in todo], jobs, lambda *a: None)
+    for (c, _), m in zip(todo, runs):
+        c.runs.append(m)
+    for c in candidates:
+        _estimate(c, task.sweep)
+
+
+def _firm_up(task: SweepTask, candidates: list[Candidate], jobs: int) -> None:
+    """One objective: while a finalist meets the constraints on average, not with confidence, and
+    is better (beyond ``tie_tolerance``) than every finalist that meets them with confidence, double
+    its replications, up to ``sweep.replication_cap``.  A tail quantile's interval from a few
+    replications is wide and skewed (its congestion episodes are rare and long), so the cheaper
+    setting would otherwise lose to a dearer confident one on too little evidence; with more of them
+    it is either confirmed or found to break the bound."""
+    s = task.sweep
+    if len(s.objectives) != 1 or not s.constraints:
+        return
+    metric, direction = s.objectives[0]
+    sign = 1 if direction == "minimize" else -1
+    while True:
+        sure = [sign * c.estimates[metric].mean for c in candidates if c.confident]
+        bar = min(sure, default=math.inf)
+        margin = s.tie_tolerance * abs(bar) if math.isfinite(bar) else 0.0
+        open_ = [c for c in candidates if c.feasible and not c.confident and len(c.runs) < s.replication_cap
+                 and sign * c.estimates[metric].mean < bar - margin]
+        if not open_:
+            return
+        _extend(task, open_, min(s.replication_cap, 2 * max(len(c.runs) for c in open_)), jobs)
 
 
 def _judge(candidates: list[Candidate], s, current: dict | None = None, model: SystemModel | None = None) -> None:
