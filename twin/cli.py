@@ -725,6 +725,41 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from rich.table import Table
+
+    from .pipeline import load_experiment
+    from .rundir import write_atomically
+    from .verify import verify
+
+    exp = load_experiment(args.experiment)
+    folder = args.out if args.out is not None else Path("runs") / exp.name
+    if not folder.is_dir():
+        raise TwinError(f"{folder}: no run folder; run `twin run {args.experiment}` first (or give --out RUN)")
+    console = _console(150)
+    with _Progress(True) as bar:
+        verdicts = verify(exp, folder, windows=args.windows, window_s=args.window, require=args.require,
+                          jobs=args.jobs, progress=bar.update)
+    if not verdicts:
+        raise TwinError(f"{folder}: no regime has a recommended setting to verify (no sweep found a winner)")
+    t = Table("regime", "setting", "constraint", "bound", "windows met", "worst window", "holds",
+              header_style="bold", title=f"each recommended setting on {args.windows} hold-out windows of "
+                                         f"{args.window:g} s (met in at least {args.require:.0%} to hold)")
+    for v in verdicts:
+        params = "\n".join(f"{k}={val}" for k, val in v.params.items())
+        for i, (m, bound) in enumerate(v.constraints.items()):
+            finite = [x for x in v.values[m] if math.isfinite(x)]
+            worst = f"{max(finite):.4g}" if finite else "undefined"
+            t.add_row(_m(v.regime) if i == 0 else "", _m(params) if i == 0 else "", _m(m), f"{bound:g}",
+                      f"{v.met(m)}/{v.windows}", worst, ("yes" if v.holds else "NO") if i == 0 else "")
+    console.print(t)
+    write_atomically(folder / "verify.json", json.dumps({"windows": args.windows, "window_s": args.window,
+                                                         "require": args.require,
+                                                         "regimes": [v.to_dict() for v in verdicts]}, indent=2))
+    console.print(f"wrote {_m(folder / 'verify.json')}", highlight=False)
+    return 0 if all(v.holds for v in verdicts) else 1
+
+
 def _param(tunable, value) -> str:
     """A parameter as a person reads it: bytes in MiB, floats to 4 digits."""
     if tunable is not None and tunable.unit == "bytes" and isinstance(value, (int, float)) and value >= 2**20:
@@ -1157,6 +1192,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", type=Path, metavar="EXPERIMENT", help="experiment config (YAML)")
     p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/<experiment name>)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="re-run a run's recommended settings on hold-out windows, SLO by SLO",
+                       description="Re-run each regime's recommended setting from `twin run EXPERIMENT` on "
+                                   "independent windows the sweep never saw (the regime's load and edge cases, other "
+                                   "seeds), and count per constraint the windows that met it, as an SLO is judged. "
+                                   "Writes verify.json to the run folder; exits 1 when a setting misses a "
+                                   "constraint in more windows than --require allows.")
+    p.add_argument("experiment", type=Path, metavar="EXPERIMENT", help="the experiment config `twin run` ran")
+    p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/<experiment name>)")
+    p.add_argument("--windows", type=_count, default=8, help="hold-out windows per setting (default 8)")
+    p.add_argument("--window", type=_positive, default=900.0, help="seconds per window after its warm-up "
+                                                                   "(default 900: a 15-minute SLO window)")
+    p.add_argument("--require", type=_fraction, default=7 / 8,
+                   help="share of windows each constraint must be met in (default 0.875: 7 of 8)")
+    p.add_argument("--jobs", type=_count, default=1, help="processes (default 1)")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("policy", help="show, query or export the policy database",
                        description="show: the policies stored (newest version of each regime; --all for every "
