@@ -1,6 +1,7 @@
 """The command line as a user meets it: output, files, and bad input (exit 2, one line, no traceback)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -43,6 +44,10 @@ def test_simulate_table_with_overrides_and_params(tmp_path):
                "--param", "data_structure=tree", "--out", tmp_path / "run")
     assert out.returncode == 0, out.stderr
     assert "product_cache" in out.stdout and "95% confidence interval" in out.stdout
+    # a pooled quantile's interval is skewed: shown by its ends, not as mean ± half-width
+    line = {ln.split("│")[1].strip(): ln for ln in out.stdout.splitlines() if ln.count("│") >= 3}
+    assert re.search(r"\d \[[\d.]+, [\d.]+\] │$", line["latency p99 (ms)"]) and "±" not in line["latency p99 (ms)"]
+    assert "±" in line["latency mean (ms)"] and "mean ±" not in out.stdout and "value, 95% CI" in out.stdout
     run = tmp_path / "run"
     for name in ("summary.json", "replications.csv", "requests.parquet", "timeseries.csv", "model.yaml",
                  "report.html"):
@@ -55,6 +60,8 @@ def test_simulate_table_with_overrides_and_params(tmp_path):
     assert set(req["replication"]) == {0, 1} and "services_visited" in req
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "http" not in html.split("<body>")[1].split("data:")[0]
+    assert re.search(r"<td>latency p99 \(ms\)</td><td>[\d.]+ \[[\d.]+, [\d.]+\]</td>", html)
+    assert "mean ± 95% CI" not in html
 
 
 @pytest.mark.parametrize("args,message", [

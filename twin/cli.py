@@ -85,7 +85,8 @@ def _m(value) -> str:
 def cmd_simulate(args) -> int:
     from rich.table import Table
 
-    from .report.simulation import SERVICE_HEADER, class_rows, fmt, overview_rows, service_rows, write_simulation
+    from .report.simulation import (INTERVAL_HEADER, INTERVAL_NOTE, SERVICE_HEADER, class_rows, fmt, overview_rows,
+                                    service_rows, write_simulation)
     from .rundir import atomic_directory
     from .sim import PoissonArrivals, default_jobs, read_workload, run_replications, summarize
     from .spec import load_model, parse_assignments
@@ -142,27 +143,28 @@ def cmd_simulate(args) -> int:
     console = _console()
     load = f"replaying {_m(args.workload)} ({rate:.4g} req/s)" if args.workload else f"at {rate:g} req/s"
     console.print(f"[bold]{model.name}[/bold]: {replications} replications × {duration:g} s {load} "
-                  f"(warm-up {warmup:g} s, seed {args.seed}); ± is a 95% confidence interval")
+                  f"(warm-up {warmup:g} s, seed {args.seed}); {_m(INTERVAL_NOTE)}")
     t = Table(show_header=True, header_style="bold")
     t.add_column("metric")
-    t.add_column("mean ± 95% CI", justify="right")
+    t.add_column(INTERVAL_HEADER, justify="right")
+    # cells through _m: "[low, high]" and a service's name are text, not rich markup
     for row in overview_rows(summary):
-        t.add_row(*row)
+        t.add_row(*map(_m, row))
     console.print(t)
     t = Table(*SERVICE_HEADER, header_style="bold")
     for row in service_rows(summary, model):
-        t.add_row(*row)
+        t.add_row(*map(_m, row))
     console.print(t)
     if model.caches:
         t = Table("cache", "hit ratio", header_style="bold")
         for c in model.caches:
-            t.add_row(c, fmt(summary.metrics[f"cache.{c}.hit_ratio"]))
+            t.add_row(_m(c), _m(fmt(summary.metrics[f"cache.{c}.hit_ratio"])))
         console.print(t)
     rows = class_rows(summary, model)
     if rows:
         t = Table("class", "p50 (ms)", "p99 (ms)", "throughput/s", "error rate", header_style="bold")
         for row in rows:
-            t.add_row(*row)
+            t.add_row(*map(_m, row))
         console.print(t)
     if args.out:
         console.print(f"results written to {_m(args.out)}/ (open {_m(Path(args.out) / 'report.html')} in a browser)")

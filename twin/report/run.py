@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..sweep.task import replications_met
 from .html import esc, figure_tag, page, table, tidy
+from .simulation import INTERVAL_NOTE, interval_text
 
 COLOURS = ["C2", "C1", "C4", "C5", "C6", "C8", "C9", "C7", "tab:olive", "tab:cyan", "C3", "C0"]  # the band is C0
 
@@ -19,11 +20,15 @@ def _num(x, digits=4) -> str:
 
 
 def _est(e: dict | None) -> str:
+    """An ``Estimate.to_dict()`` as text: ``mean ± half`` where its interval is symmetric,
+    ``mean [low, high]`` where skewed (a pooled quantile's)."""
     if not e or e.get("mean") is None:
         return "–"
     if e.get("half_width") is None:
         return _num(e["mean"])
-    return f"{_num(e['mean'])} ± {_num(e['half_width'], 2)}"
+    if e.get("ci_low") is None or e.get("ci_high") is None:  # a run folder written before ci_low/ci_high
+        return f"{_num(e['mean'])} ± {_num(e['half_width'], 2)}"
+    return interval_text(e["mean"], e["ci_low"], e["ci_high"])
 
 
 def _plt():
@@ -188,7 +193,7 @@ def render_run(exp, model, history: pd.DataFrame, profile: pd.DataFrame, regimes
         f"<h2>Sweeps</h2><p>Objective: {html.escape(objective)}; constraints: {html.escape(constraints)}. "
         f"{s.trials} trials per regime on a {s.window:g} s window of synthesized load (every trial of a regime "
         f"faces the same load and seeds), then the {s.finalists} leading candidates re-run on {s.replications} "
-        f"independent loads; 95% intervals. A finalist whose interval overlaps the winner's, or within "
+        f"independent loads; {esc(INTERVAL_NOTE)}. A finalist whose interval overlaps the winner's, or within "
         f"{s.tie_tolerance:.0%} of it, is a tie.</p>",
     ]
     if exp.scenarios:

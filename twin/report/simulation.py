@@ -24,12 +24,33 @@ from ..spec import SystemModel
 from .html import esc, figure_tag, page, table
 
 
+def interval_text(value: float, low: float, high: float, scale: float = 1.0, digits: int = 4) -> str:
+    """``value`` with its interval: ``value ± half-width`` where the interval is symmetric about it,
+    ``value [low, high]`` where it is not (a pooled quantile's, skewed as a tail's error is), so
+    that a skewed interval is never printed as if it were symmetric."""
+    v, lo, hi = value * scale, low * scale, high * scale
+    up, down = hi - v, v - lo
+    if abs(up - down) <= 1e-9 * max(abs(v), abs(up) + abs(down)):  # equal up to rounding of mean -+ half
+        return f"{v:.{digits}g} ± {(up + down) / 2:.2g}"
+    # more digits where a narrow interval's ends would print as the value itself
+    while digits < 10 and len({f"{x:.{digits}g}" for x in (lo, v, hi)}) < len({lo, v, hi}):
+        digits += 1
+    return f"{v:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+
+
+#: what a column of ``fmt`` shows, for headers and captions
+INTERVAL_HEADER = "value, 95% CI"
+INTERVAL_NOTE = ("95% confidence intervals over replications: value ± half-width, or value [low, high] where "
+                 "skewed (the pooled latency quantiles)")
+
+
 def fmt(est, scale: float = 1.0, digits: int = 4) -> str:
+    """An ``Estimate`` as text: see ``interval_text``; its value alone without an interval (n < 2)."""
     if est is None or est.n == 0 or not math.isfinite(est.mean):
         return "–"
-    if not math.isfinite(est.half_width):
+    if not (math.isfinite(est.half_width) and math.isfinite(est.low) and math.isfinite(est.high)):
         return f"{est.mean * scale:.{digits}g}"
-    return f"{est.mean * scale:.{digits}g} ± {est.half_width * scale:.2g}"
+    return interval_text(est.mean, est.low, est.high, scale, digits)
 
 
 def overview_rows(summary: Summary) -> list[list[str]]:
@@ -138,8 +159,8 @@ def write_simulation(folder: Path, *, model: SystemModel, results: list[Replicat
     described = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("rate_per_s", "duration_s", "seed"))
     sections = [
         f"<p class='meta'>model <b>{esc(model.name)}</b>: {esc(model.description)} — {summary.replications} "
-        f"replications, {esc(described)}, warm-up {summary.warmup_s:g} s. Intervals are 95% Student-t over replications.</p>",
-        "<h2>Overview</h2>", table(["metric", "mean ± 95% CI"], overview_rows(summary)),
+        f"replications, {esc(described)}, warm-up {summary.warmup_s:g} s. {esc(INTERVAL_NOTE)}.</p>",
+        "<h2>Overview</h2>", table(["metric", INTERVAL_HEADER], overview_rows(summary)),
         "<h2>Services</h2>", table(SERVICE_HEADER, service_rows(summary, model)),
     ]
     if model.caches:
