@@ -39,7 +39,10 @@ def test_between_two_profiles_numbers_blend_in_their_domain_and_categories_vote(
     p = blend(shop, [(LOW, 1.0), (HIGH, 3.0)])
     assert p["data_structure"] == "tree" and p["frontend_workers"] == 14
     d = policy_for({"requests_per_s": 200.0}, [policy("low", 100, LOW), policy("high", 400, HIGH)], shop)
-    assert d.params["memory_size"] == pytest.approx(16 * 2**20, rel=0.01) and len(d.neighbours) == 2
+    # shop.yaml declares memory_size and frontend_workers monotone: increasing, so at a load between
+    # the two they are held to the busier regime's values (the blend above would be below them)
+    assert d.params["memory_size"] == HIGH["memory_size"] and d.params["frontend_workers"] == 16
+    assert d.params["data_structure"] in ("hash", "tree") and len(d.neighbours) == 2
     assert 0 < d.confidence < 1
 
 
