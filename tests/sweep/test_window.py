@@ -76,16 +76,22 @@ def test_the_window_policy_warns_lengthens_or_refuses():
     assert slow.window_s == pytest.approx(100 * relax) and slow.warmup_s == pytest.approx(5 * relax)
 
 
-def test_the_quickstarts_one_minute_window_gets_its_warning():
+def test_the_quickstarts_windows_hold_its_failures_and_a_one_minute_window_is_warned():
     from twin.pipeline import load_experiment
 
     exp = load_experiment("experiments/quickstart.yaml")
     model = load_model(exp.model)
     load = {"requests_per_s": 140.0, "mix_browse": 0.65, "mix_search": 0.27, "mix_checkout": 0.08}
-    decision = for_load(exp.sweep, model, load, source="quickstart.yaml", label="quiet")
+    # 15-minute SLO windows judged one by one (compliance), caches warm: 4 x 900 s hold 3 x 620 s of failures
+    assert exp.sweep.window == 900 and exp.sweep.compliance > 0 and exp.sweep.warm_caches
+    assert for_load(exp.sweep, model, load, source="quickstart.yaml").messages == ()
+    alone = exp.sweep.model_copy(update={"compliance": 0.0})  # means only: one window must hold them
+    assert any("failures of service 'search'" in m for m in for_load(alone, model, load, source="q").messages)
+    short = exp.sweep.model_copy(update={"window": 60.0, "warmup": 10.0, "warm_caches": False})
+    decision = for_load(short, model, load, source="quickstart.yaml", label="quiet")
     assert decision.window_s == 60 and any("failures of service 'search'" in m for m in decision.messages)
     assert any("filling cache 'product_cache'" in m and "sweep.warm_caches: true" in m for m in decision.messages)
-    warm = exp.sweep.model_copy(update={"warm_caches": True, "window_policy": "lengthen"})
+    warm = short.model_copy(update={"warm_caches": True, "window_policy": "lengthen", "compliance": 0.0})
     decided = for_load(warm, model, load, source="quickstart.yaml")
     assert decided.window_s == pytest.approx(3 * 620)  # search at its fewest instances (1): three failures
 

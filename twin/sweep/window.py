@@ -13,6 +13,9 @@ A window measures what matters only if it contains the model's slow processes:
 - **queueing relaxation** at the bottleneck's utilisation rho and total service rate c mu:
   ``1 / (c mu (1 - sqrt(rho))^2)``; the window needs ``RELAXATIONS`` of them.
 
+With ``sweep.compliance`` > 0 each window is judged on its own, as an SLO window, and failures
+need only be held by the finalists' replications together (replications x window).
+
 ``decide`` applies ``sweep.window_policy``: ``warn`` (keep the window, say what it misses),
 ``lengthen`` (take the derived window and warm-up) or ``refuse`` (an error naming the process).
 """
@@ -44,6 +47,9 @@ class Process:
     window_s: float
     warmup_s: float
     remedy: str
+    #: the need may be spread over the finalists' replications when windows are judged one by one
+    #: (``sweep.compliance`` > 0: each window is an SLO window; together they hold the failures)
+    spreads: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,8 @@ def failure_processes(model: SystemModel, tunables=None) -> list[Process]:
             f"{f.time_to_failure_s.mean():.3g} s on average and recovering in {1 / min(rates):.3g} s)",
             cycle, need, 0.0,
             f"a window of {need:.0f} s holds about {FAILURE_CYCLES} failures; lengthen sweep.window to at least that "
-            f"(or set sweep.window_policy: lengthen), or account for the failures by other means"))
+            f"(or set sweep.window_policy: lengthen), or judge windows one by one as SLO windows with "
+            f"sweep.compliance and enough replications that together they hold it", spreads=True))
     return out
 
 
@@ -200,7 +207,12 @@ def decide(sweep: Sweep, need: WindowNeed, *, source: str, label: str = "") -> D
     """Apply ``sweep.window_policy`` to the configured window; ``refuse`` (or a needed window over a
     day under ``lengthen``) raises a ``SpecError`` naming sweep.window and the process."""
     where = f" ({label})" if label else ""
-    short = [p for p in sorted(need.processes, key=lambda p: -p.window_s) if p.window_s > sweep.window]
+
+    def covered(p):  # failures, with windows judged one by one: the replications' windows together
+        spread = sweep.replications if p.spreads and sweep.compliance > 0 else 1
+        return p.window_s <= sweep.window * spread
+
+    short = [p for p in sorted(need.processes, key=lambda p: -p.window_s) if not covered(p)]
     if not short:
         return Decision(sweep.window, sweep.warmup, need)
     messages = tuple(f"sweep.window{where}: {sweep.window:g} s is shorter than the {p.window_s:.0f} s that {p.what} "
