@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from twin.spec import load_model
-from twin.validation.coverage import measure
+from twin.validation.coverage import measure, tail_replications
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOWS = {60.0: 12.0, 600.0: 60.0}  # window -> warm-up (s)
@@ -25,7 +25,8 @@ WINDOWS = {60.0: 12.0, 600.0: 60.0}  # window -> warm-up (s)
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--macro", type=int, default=200, help="macro-repetitions per model and window")
-    p.add_argument("--replications", type=int, default=20, help="replications per macro-repetition")
+    p.add_argument("--replications", default="20",
+                   help="replications per macro-repetition, or 'tail': enough for TAIL_SAMPLES beyond the p99")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--models", nargs="+", default=["mm1", "mmc"])
@@ -37,11 +38,12 @@ def main() -> None:
         model = load_model(ROOT / "models" / "validation" / f"{name}.yaml")
         for window in a.windows:
             t = time.perf_counter()
+            n = tail_replications(model, window) if a.replications == "tail" else int(a.replications)
             rows = measure(model, window_s=window, warmup_s=WINDOWS.get(window, window / 5), macro=a.macro,
-                           replications=a.replications, seed=a.seed, jobs=a.jobs)
+                           replications=n, seed=a.seed, jobs=a.jobs)
             for c in rows:
                 lo, hi = c.acceptance()
-                print(f"| {name} | {window:g} s ({WINDOWS.get(window, window / 5):g} s) | {a.replications} x {a.macro} "
+                print(f"| {name} | {window:g} s ({WINDOWS.get(window, window / 5):g} s) | {n} x {a.macro} "
                       f"| {c.metric} | {c.exact:.4f} | {c.covered}/{c.macro} = {c.share:.1%} | {lo}-{hi} "
                       f"| ±{c.mean_half_width:.1%} |", flush=True)
             print(f"<!-- {name} {window:g} s: {time.perf_counter() - t:.0f} s wall -->", flush=True)

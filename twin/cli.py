@@ -137,6 +137,8 @@ def cmd_simulate(args) -> int:
     # a stalled service (work held, nothing done) makes the numbers meaningless: said, and exit 1
     for w in summary.warnings:
         print(f"twin simulate: warning: {w}", file=sys.stderr)
+    for w in summary.cautions:
+        print(f"twin simulate: note: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps({**meta, **summary.to_dict()}, indent=2, allow_nan=False))
         return 1 if summary.warnings else 0

@@ -4,7 +4,8 @@ M/M/1 and M/M/4 (models/validation) at their default loads, with 60 s and 600 s 
 seeded macro-repetitions, each ``replications`` replications summarized as ``twin simulate``
 does, and the number of intervals that contain the closed-form mean, p50, p95 and p99 of the
 sojourn time must lie in the central 99% binomial acceptance interval of Binomial(K, 0.95).
-Averaging each replication's own p99 (the old estimator) covered 63% at 60 s on M/M/1.  Larger
+Averaging each replication's own p99 (the old estimator) covered 63% at 60 s on M/M/1; the
+pooled p99 with a plain t over the replications covered 85% on M/M/4 (the tail's heavy kurtosis).  Larger
 runs for benchmarks/RESULTS.md: ``python benchmarks/interval_coverage.py``.
 """
 
@@ -17,14 +18,12 @@ from twin.validation.coverage import METRICS, exact_sojourn, measure
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "validation"
 
-# (model, window s, warm-up s, replications, macro-repetitions): about 3.3 million requests in all
-CASES = [("mm1", 60.0, 12.0, 20, 60), ("mmc", 60.0, 12.0, 20, 40),
+# (model, window s, warm-up s, replications, macro-repetitions): about 5 million requests in all.
+# M/M/4 at 60 s runs the 105 replications that twin simulate's caution asks for (1000 samples
+# beyond the p99): with 20 its p99 interval covers about 87% (benchmarks/RESULTS.md), as the
+# caution says.
+CASES = [("mm1", 60.0, 12.0, 20, 60), ("mmc", 60.0, 12.0, 105, 30),
          ("mm1", 600.0, 60.0, 5, 30), ("mmc", 600.0, 60.0, 5, 20)]
-# A known shortfall, measured in benchmarks/RESULTS.md (165/200): M/M/4's p99 from 20 windows of
-# 60 s.  Its tail episodes are rare and long, so the per-window share of samples above the p99 is
-# very skewed (skewness about -8) and no t-type interval over 20 windows reaches 95%; longer windows
-# do.  Held to its measured coverage so that a regression still fails.
-SHORTFALL = {("mmc", 60.0, "latency_p99_s"): 0.825}
 
 
 @pytest.mark.slow
@@ -35,7 +34,7 @@ def test_intervals_hold_their_coverage(name, window, warmup, replications, macro
     rows = measure(model, window_s=window, warmup_s=warmup, macro=macro, replications=replications, seed=12)
     assert [c.metric for c in rows] == list(METRICS)
     for c in rows:
-        lo, hi = c.acceptance(0.99, SHORTFALL.get((name, window, c.metric), 0.95))
+        lo, hi = c.acceptance(0.99, 0.95)
         assert lo <= c.covered <= hi, f"{c.metric}: {c.covered}/{c.macro} intervals cover {c.exact:.4g}, " \
                                       f"expected {lo} to {hi}"
 

@@ -87,3 +87,23 @@ def test_summarize_pools_each_class_latencies_too():
     assert s["class.b.latency_p50_s"].mean == pytest.approx(np.quantile([2.0, 1.0, 2.0], 0.5))
     assert s["class.a.latency_mean_s"].mean == pytest.approx(2.0)  # (1 + 3) / 2
     assert list(s.per_replication["class.a.latency_p50_s"]) == [1.0, 3.0]
+
+
+def test_a_tail_quantile_on_few_samples_beyond_it_comes_with_a_caution():
+    from pathlib import Path
+
+    from twin.sim import PoissonArrivals, run_replications
+    from twin.sim.stats import TAIL_SAMPLES
+    from twin.spec import load_model
+
+    mmc = load_model(Path(__file__).resolve().parents[2] / "models" / "validation" / "mmc.yaml")  # 16 req/s
+    results = run_replications(mmc, PoissonArrivals(16.0, 72.0), replications=4, seed=0, warmup_s=12.0)
+    s = summarize(results)
+    total = sum(len(r.window_latencies()) for r in results)  # about 3840: 38 beyond the p99, 192 beyond the p95
+    assert not s.warnings and len(s.cautions) == 1
+    need = int(np.ceil(4 * TAIL_SAMPLES / (total * 0.01)))
+    assert s.cautions[0].startswith("latency_p99_s and 1 more: the interval rests on "
+                                    f"{total * 0.01:.0f} samples beyond the 99% quantile ({total} in 4 replications)")
+    assert f"run about {need} replications" in s.cautions[0] and s.to_dict()["cautions"] == list(s.cautions)
+    plenty = summarize(results * 30)  # 120 windows: more than TAIL_SAMPLES beyond the p99
+    assert plenty.cautions == ()

@@ -28,3 +28,33 @@ def test_welch_difference():
     rng = np.random.default_rng(1)
     hits = sum(welch_difference(rng.normal(0, 1, 10), rng.normal(0, 4, 6)).contains(0.0) for _ in range(3000))
     assert abs(hits / 3000 - 0.95) < 0.02
+
+
+def test_kurtosis_matched_degrees_of_freedom():
+    from scipy import stats
+
+    from twin.sim.stats import _t_half_width
+
+    x = np.array([0.0] * 19 + [1.0])  # one window holds the whole tail: excess kurtosis about 20
+    kappa = stats.kurtosis(x, bias=False)
+    df = 2 / (2 / 19 + kappa / 20)
+    assert df < 2
+    assert _t_half_width(x, 0.95, kurtosis=True) == pytest.approx(stats.t.ppf(0.975, df) * x.std(ddof=1) / np.sqrt(20))
+    assert _t_half_width(x, 0.95, kurtosis=True) > 2 * _t_half_width(x, 0.95)
+    flat = np.array([1.0, 2.0, 3.0, 4.0] * 5)  # negative excess kurtosis: floored at 0, df = n - 1
+    assert _t_half_width(flat, 0.95, kurtosis=True) == pytest.approx(_t_half_width(flat, 0.95))
+
+
+def test_kurtosis_matched_interval_covers_a_heavy_tailed_mean():
+    """Means of 20 lognormal(0, 1.5) values (excess kurtosis in the hundreds): the plain t-interval
+    covers well under 95%; matching the degrees of freedom to the kurtosis brings it closer."""
+    from twin.sim.stats import _t_half_width
+
+    rng = np.random.default_rng(3)
+    true = np.exp(1.5**2 / 2)
+    plain = matched = 0
+    for _ in range(3000):
+        x = rng.lognormal(0.0, 1.5, 20)
+        plain += abs(x.mean() - true) <= _t_half_width(x, 0.95)
+        matched += abs(x.mean() - true) <= _t_half_width(x, 0.95, kurtosis=True)
+    assert plain / 3000 < 0.85 and matched / 3000 > plain / 3000 + 0.03

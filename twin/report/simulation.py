@@ -160,6 +160,8 @@ def write_simulation(folder: Path, *, model: SystemModel, results: list[Replicat
     sections = [
         f"<p class='meta'>model <b>{esc(model.name)}</b>: {esc(model.description)} — {summary.replications} "
         f"replications, {esc(described)}, warm-up {summary.warmup_s:g} s. {esc(INTERVAL_NOTE)}.</p>",
+        *[f"<p class='meta'><b>{kind}:</b> {esc(w)}</p>" for kind, ws in (("Warning", summary.warnings),
+                                                                         ("Note", summary.cautions)) for w in ws],
         "<h2>Overview</h2>", table(["metric", INTERVAL_HEADER], overview_rows(summary)),
         "<h2>Services</h2>", table(SERVICE_HEADER, service_rows(summary, model)),
     ]

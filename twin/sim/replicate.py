@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ import pandas as pd
 from ..spec import SystemModel, apply_params
 from .engine import run_replication
 from .results import ReplicationResult
-from .stats import Estimate, estimate, pooled_mean, pooled_quantile
+from .stats import TAIL_SAMPLES, Estimate, estimate, pooled_mean, pooled_quantile
 from .streams import substream
 from .workload import Workload, WorkloadSource
 
@@ -131,6 +132,9 @@ class Summary:
     per_replication: pd.DataFrame
     #: the replications' warnings, one per kind, with how many replications had it
     warnings: tuple[str, ...] = ()
+    #: what the intervals cannot promise (a tail quantile on too few samples beyond it); unlike a
+    #: warning, the numbers stand
+    cautions: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> Estimate:
         return self.metrics[key]
@@ -147,7 +151,8 @@ class Summary:
                 top[key] = est.to_dict()
         return {"model": self.model_name, "replications": self.replications, "warmup_s": self.warmup_s,
                 "duration_s": self.end_s, "confidence_level": 0.95, "metrics": top, "services": services,
-                "caches": caches, "classes": classes, "warnings": list(self.warnings)}
+                "caches": caches, "classes": classes, "warnings": list(self.warnings),
+                "cautions": list(self.cautions)}
 
 
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
@@ -163,13 +168,31 @@ def summarize(results: Sequence[ReplicationResult], level: float = 0.95) -> Summ
     metrics = {k: estimate(table[k].tolist(), level) for k in table.columns}
     first = results[0]
     classes = first.requests.class_names
+    thin = []
     for prefix, cls in [("", None)] + ([(f"class.{c}.", c) for c in classes] if len(classes) > 1 else []):
         samples = [r.window_latencies(cls) for r in results]
         metrics[f"{prefix}latency_mean_s"] = pooled_mean(samples, level)
+        total = sum(len(x) for x in samples)
         for name, q in LATENCY_QUANTILES.items():
             metrics[f"{prefix}latency_{name}_s"] = pooled_quantile(samples, q, level)
+            if 0 < total * (1 - q) < TAIL_SAMPLES and q >= 0.9:
+                thin.append((f"{prefix}latency_{name}_s", total * (1 - q), q, total))
     return Summary(first.model_name, len(results), first.warmup_s, first.end_s, metrics, table,
-                   _warnings(results))
+                   _warnings(results), _tail_cautions(thin, len(results)))
+
+
+def _tail_cautions(thin: list[tuple[str, float, float, int]], replications: int) -> tuple[str, ...]:
+    """One caution for the tail quantiles that rest on fewer than ``TAIL_SAMPLES`` samples beyond
+    them, naming the thinnest and the replications that would lift it to ``TAIL_SAMPLES``."""
+    if not thin:
+        return ()
+    name, tail, q, total = min(thin, key=lambda t: t[1])
+    need = math.ceil(replications * TAIL_SAMPLES / tail)
+    more = f" and {len(thin) - 1} more" if len(thin) > 1 else ""
+    return (f"{name}{more}: the interval rests on {tail:.0f} samples beyond the {q:.0%} quantile "
+            f"({total} in {replications} replications); a tail quantile's interval holds its 95% coverage "
+            f"from about {TAIL_SAMPLES} (benchmarks/RESULTS.md), so it may be too narrow: run about {need} "
+            f"replications, or windows {need / replications:.2g} times as long",)
 
 
 def _warnings(results: Sequence[ReplicationResult]) -> tuple[str, ...]:

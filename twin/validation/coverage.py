@@ -16,6 +16,7 @@ import numpy as np
 
 from ..sim import PoissonArrivals, run_replications, summarize
 from ..sim.replicate import process_pool
+from ..sim.stats import TAIL_SAMPLES
 from ..spec import SystemModel, TwinError
 from .theory import mmc, mmc_sojourn_quantile
 
@@ -64,6 +65,12 @@ def _macro(model, window_s, warmup_s, replications, seed) -> dict[str, tuple[flo
                                replications=replications, seed=seed, warmup_s=warmup_s)
     s = summarize(results)
     return {k: (s[k].low, s[k].high) for k in METRICS}
+
+
+def tail_replications(model: SystemModel, window_s: float, q: float = 0.99) -> int:
+    """Replications of ``window_s`` at the model's default rate that put ``TAIL_SAMPLES`` samples
+    beyond its ``q`` quantile (what ``twin simulate``'s caution asks for)."""
+    return max(2, math.ceil(TAIL_SAMPLES / (model.defaults.rate_per_s * window_s * (1 - q))))
 
 
 def measure(model: SystemModel, *, window_s: float, macro: int, replications: int, warmup_s: float,
