@@ -278,8 +278,9 @@ def _run_stages(exp: Experiment, source: str, rf: RunFolder, progress: Progress,
 
     # 5. sweep, a study per regime ----------------------------------------------------------------
     k_sweep = _key("sweep", k_regimes, k_model, cfg["sweep"], cfg["scenarios"], exp.seed,
-                   3)  # 2: finalists on loads 1..R, parameters without measurable effect left at the current value;
-    # 3: finalists screened with a noise margin, unsure ones firmed up with more replications
+                   4)  # 2: finalists on loads 1..R, parameters without measurable effect left at the current value;
+    # 3: finalists screened with a noise margin, unsure ones firmed up with more replications;
+    # 4: window compliance shown with confidence, the cheapest open finalist firmed up first
     results = {}
     for i, regime in enumerate(regimes_doc["regimes"]):
         name = regime["name"]

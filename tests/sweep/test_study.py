@@ -188,3 +188,50 @@ def test_every_verdict_on_finalists_whose_answer_is_known():
     assert not cands[1].confident and cands[1].feasible
     _judge(cands, s)
     assert [c.verdict for c in cands] == ["winner", "unsure", "tie", "loses", "infeasible"]
+
+
+def test_window_compliance_must_be_shown_not_just_met(monkeypatch):
+    """compliance 0.875 ("7 windows in 8") at 80% confidence: 4 of 4 windows meet it but do not
+    show it (Clopper-Pearson lower bound 0.67), 16 of 16 do (0.90), 15 of 16 do not (0.82); 3 of 4
+    do not even meet it.  Firming up extends the cheapest open finalist alone until it is sure or
+    capped, then the next."""
+    from twin.sweep import study as st
+    from twin.sweep.study import Candidate, _estimate, compliance_lower
+
+    assert compliance_lower(4, 4, 0.8) == pytest.approx(0.2 ** (1 / 4))
+    assert compliance_lower(16, 16, 0.8) == pytest.approx(0.2 ** (1 / 16))
+    assert compliance_lower(0, 5, 0.8) == 0.0
+    s = Sweep(maximize=[], minimize=["cost"], constraints={"error_rate": 0.01}, trials=10, window=900, warmup=60,
+              replications=4, compliance=0.875)
+
+    def candidate(n, errors, cost):
+        c = Candidate(n, {"search_instances": n}, {}, runs=[{"error_rate": e, "cost": cost} for e in errors])
+        _estimate(c, s)
+        return c
+
+    ok = [0.001, 0.0, 0.002, 0.0]
+    assert (lambda c: (c.feasible, c.confident))(candidate(2, ok, 2.0)) == (True, False)
+    assert (lambda c: (c.feasible, c.confident))(candidate(2, ok * 4, 2.0)) == (True, True)
+    assert (lambda c: (c.feasible, c.confident))(candidate(2, ok * 3 + [0.02, 0, 0, 0], 2.0)) == (True, False)
+    assert not candidate(1, [0.0, 0.03, 0.0, 0.0], 1.0).feasible
+    loose = s.model_copy(update={"compliance": 0.75})
+    c = Candidate(1, {}, {}, runs=[{"error_rate": e, "cost": 1.0} for e in [0.0, 0.03, 0.0, 0.0]])
+    _estimate(c, loose)
+    assert c.feasible and not c.confident  # 3 of 4 meet 0.75; shown only from many more windows
+
+    # firming up: one instance fails a window in four (its true compliance), two never do
+    pattern = {1: [0.0, 0.0, 0.0, 0.03], 2: [0.0] * 4, 3: [0.0] * 4}
+    one, two, three = (candidate(n, [0.0] * 4, float(n)) for n in (1, 2, 3))
+    extended = []
+
+    def extend(task, cands, count, jobs):
+        for c in cands:
+            extended.append((c.trial, count))
+            k = len(c.runs)
+            c.runs += [{"error_rate": pattern[c.trial][i % 4], "cost": float(c.trial)} for i in range(k, count)]
+            _estimate(c, task.sweep)
+
+    monkeypatch.setattr(st, "_extend", extend)
+    st._firm_up(type("T", (), {"sweep": s})(), [one, two, three], jobs=1)
+    assert extended == [(1, 8), (1, 16), (2, 8), (2, 16)]  # one instance: 13 of 16 windows, not even feasible
+    assert not one.feasible and two.confident and len(three.runs) == 4

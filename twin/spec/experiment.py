@@ -111,6 +111,11 @@ class Sweep(Section):
     #: an SLO is judged per window: with window = the SLO's window, 0.75 says "in 3 windows of 4";
     #: 0 judges the means (and their intervals) only
     compliance: Annotated[float, Field(ge=0, le=1), NoBool] = 0.0
+    #: with ``compliance``, a finalist meets it *with confidence* when the one-sided lower confidence
+    #: bound (Clopper-Pearson, at this level) of the share of its windows that met every constraint is
+    #: at least ``compliance``: 3 windows of 4 are not evidence of "7 in 8" (at 0.8 and 0.875: 13 of
+    #: 13 windows, or 16 of 16 after firming up, are)
+    compliance_confidence: Annotated[float, Field(gt=0, lt=1), NoBool] = 0.8
     #: a trial that breaks a constraint on its one window by at most this share of the bound may still
     #: be a finalist: one window is noisy (a tail quantile's most of all), the finalists' replications judge
     screen_margin: Annotated[float, Field(ge=0, le=1), NoBool] = 0.25

@@ -190,7 +190,7 @@ def _create_study(storage, task: SweepTask, warm) -> optuna.Study:
 #: settings a study may change between runs: how many trials, who runs them, and what is done
 #: with them afterwards
 AFTER_TRIALS = ("trials", "workers", "storage", "finalists", "replications", "tie_tolerance", "warm_start",
-                "max_replications", "screen_margin", "compliance")
+                "max_replications", "screen_margin", "compliance", "compliance_confidence")
 
 
 def _same_but_trials(text: str) -> dict:
@@ -742,10 +742,22 @@ def _estimate(c: Candidate, s) -> None:
                 est[m] = pooled_quantile(samples, LATENCY_QUANTILES[m[8:-2]], kurtosis=False)
     c.estimates = est
     c.replications = [{m: p.get(m, math.nan) for m in names} for p in per]
-    windows = replications_met(c.replications, s.constraints) >= s.compliance * len(per) - 1e-9
-    c.feasible = windows and all(math.isfinite(est[m].mean) and est[m].mean <= b for m, b in s.constraints.items())
+    met = replications_met(c.replications, s.constraints)
+    c.feasible = met >= s.compliance * len(per) - 1e-9 and all(math.isfinite(est[m].mean) and est[m].mean <= b
+                                                               for m, b in s.constraints.items())
     c.confident = c.feasible and all(math.isfinite(est[m].high) and est[m].high <= b
-                                     for m, b in s.constraints.items())
+                                     for m, b in s.constraints.items()) \
+        and (s.compliance == 0 or compliance_lower(met, len(per), s.compliance_confidence) >= s.compliance - 1e-9)
+
+
+def compliance_lower(met: int, windows: int, confidence: float) -> float:
+    """The one-sided Clopper-Pearson lower confidence bound of the share of windows that meet the
+    constraints, from ``met`` of ``windows``: all of n windows give (1 - confidence)^(1/n)."""
+    if met <= 0:
+        return 0.0
+    from scipy import stats
+
+    return float(stats.beta.ppf(1 - confidence, met, windows - met + 1))
 
 
 def _replicate_batch(task: SweepTask, finalists: list, jobs: int, tick, count: int | None = None) -> list[Candidate]:
@@ -778,7 +790,9 @@ def _firm_up(task: SweepTask, candidates: list[Candidate], jobs: int) -> None:
     its replications, up to ``sweep.replication_cap``.  A tail quantile's interval from a few
     replications is wide and skewed (its congestion episodes are rare and long), so the cheaper
     setting would otherwise lose to a dearer confident one on too little evidence; with more of them
-    it is either confirmed or found to break the bound."""
+    it is either confirmed or found to break the bound.  With ``sweep.compliance`` the share of
+    windows met must be shown too (``compliance_lower``), which takes many windows, so the best open
+    finalist is extended alone, then the next."""
     s = task.sweep
     if len(s.objectives) != 1 or not s.constraints:
         return
@@ -792,6 +806,8 @@ def _firm_up(task: SweepTask, candidates: list[Candidate], jobs: int) -> None:
                  and sign * c.estimates[metric].mean < bar - margin]
         if not open_:
             return
+        if s.compliance > 0:  # the best first: once it is sure, the dearer ones need no more windows
+            open_ = [min(open_, key=lambda c: sign * c.estimates[metric].mean)]
         _extend(task, open_, min(s.replication_cap, 2 * max(len(c.runs) for c in open_)), jobs)
 
 
